@@ -1,0 +1,139 @@
+"""Read and validate images, and load a case onto one reference grid."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from voxmmsd.errors import InputError
+from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
+from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Case:
+    """A case on its reference grid.
+
+    ``image`` is float32 ``(C, z, y, x)`` with one channel per entry of ``sequences``
+    (missing sequences are absent, not zero-filled); ``label`` is uint8 ``(z, y, x)``
+    as stored in the file (convert with :mod:`voxmmsd.io.labels`).
+    """
+
+    case_id: str
+    image: np.ndarray
+    sequences: List[str]
+    geometry: Geometry
+    reference: str
+    label: Optional[np.ndarray] = None
+    files: Optional[CaseFiles] = None
+    resampled: Dict[str, str] = field(default_factory=dict)  # sequence -> why it was resampled
+    warnings: List[str] = field(default_factory=list)
+
+    def channel(self, sequence: str) -> np.ndarray:
+        return self.image[self.sequences.index(sequence)]
+
+
+def read_image(path: Path, what: str = "image") -> sitk.Image:
+    """Read one 3-D image (a file, or a folder holding a DICOM series) with checks.
+
+    Raises :class:`InputError` naming ``path`` if the file is missing, unreadable,
+    not 3-D, empty, or holds NaN/inf.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{what} not found: {path}. Check the path.")
+    try:
+        if path.is_dir():
+            reader = sitk.ImageSeriesReader()
+            ids = reader.GetGDCMSeriesIDs(str(path))
+            if not ids:
+                raise InputError(f"{what}: no DICOM series in folder {path}. Give an image file or a DICOM folder.")
+            if len(ids) > 1:
+                raise InputError(f"{what}: {len(ids)} DICOM series in {path}; put each series in its own folder.")
+            reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(path), ids[0]))
+            image = reader.Execute()
+        else:
+            image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
+        raise InputError(
+            f"Cannot read {what} {path}: {first}. Is it a NIfTI, NRRD, MHA or DICOM image, "
+            f"and is the file complete?"
+        ) from None
+    return check_image(image, path, what)
+
+
+def check_image(image: sitk.Image, path: Path, what: str = "image") -> sitk.Image:
+    """Validate dimensionality, emptiness and finiteness; squeeze a trailing singleton 4th axis."""
+    if image.GetDimension() == 4 and image.GetSize()[3] == 1:
+        image = image[:, :, :, 0]
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise InputError(
+            f"{what} {path} is {image.GetDimension()}-D with {image.GetNumberOfComponentsPerPixel()} "
+            f"component(s) per voxel (size {image.GetSize()}); a single 3-D scalar volume is needed. "
+            f"Split 4-D series or select one volume."
+        )
+    if min(image.GetSize()) < 2:
+        raise InputError(f"{what} {path} has size {image.GetSize()}: not a 3-D volume.")
+    arr = sitk.GetArrayViewFromImage(image)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise InputError(f"{what} {path} holds {bad} NaN or infinite voxel(s). Fix or re-export the image.")
+    if what != "label map" and not np.any(arr):
+        raise InputError(f"{what} {path} is empty (every voxel is 0). Check that the right file was given.")
+    return image
+
+
+def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
+              allow_missing: Sequence[str] = ()) -> Case:
+    """Read a case's sequences onto the reference sequence's grid.
+
+    Sequences on another grid are resampled in physical space (linear); the label map
+    is resampled with nearest neighbour. Sequences in ``allow_missing`` may be absent.
+    Nothing is written anywhere.
+    """
+    present = [s for s in SEQUENCES if s in files.sequences]
+    if any(s not in set(allow_missing) for s in files.missing):
+        raise missing_error(files, allow_missing)
+    if reference not in files.sequences:
+        fallback = present[0]
+        log.warning("reference %s missing in case %s; using %s's grid", reference, files.case_id, fallback)
+        reference = fallback
+    ref_image = read_image(files.sequences[reference], SEQUENCE_NAMES[reference])
+    ref_geom = Geometry.of(ref_image)
+    channels: List[np.ndarray] = []
+    resampled: Dict[str, str] = {}
+    for seq in present:
+        img = ref_image if seq == reference else read_image(files.sequences[seq], SEQUENCE_NAMES[seq])
+        geom = Geometry.of(img)
+        if not geom.same_as(ref_geom):
+            check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom,
+                          f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})")
+            resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
+            img = resample_to(img, ref_geom)
+        channels.append(sitk.GetArrayFromImage(img).astype(np.float32, copy=False))
+    label = None
+    if with_label and files.label is not None:
+        limg = read_image(files.label, "label map")
+        lgeom = Geometry.of(limg)
+        if not lgeom.same_as(ref_geom):
+            check_overlap(f"label map ({files.label})", lgeom, ref_geom, SEQUENCE_NAMES[reference])
+            resampled["label"] = f"{lgeom.describe()} -> {ref_geom.describe()}"
+            limg = resample_to(limg, ref_geom, label=True)
+        larr = sitk.GetArrayFromImage(limg)
+        if larr.dtype.kind == "f" and not np.allclose(larr, np.round(larr)):
+            raise InputError(f"label map {files.label} holds non-integer values; it must be a label map.")
+        if larr.min() < 0 or larr.max() > 255:
+            raise InputError(f"label map {files.label} holds values outside 0..255 "
+                             f"({larr.min()}..{larr.max()}); it must be a tumour label map.")
+        label = larr.astype(np.uint8)
+    for seq, why in resampled.items():
+        log.info("case %s: resampled %s: %s", files.case_id, seq, why)
+    return Case(files.case_id, np.stack(channels), present, ref_geom, reference, label, files, resampled)

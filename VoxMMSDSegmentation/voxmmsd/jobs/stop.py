@@ -1,0 +1,58 @@
+"""Turn SIGINT/SIGTERM into a stop request that a training loop checks between iterations."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from types import FrameType
+from typing import Any, Dict, Optional
+
+log = logging.getLogger(__name__)
+
+
+class StopFlag:
+    """Set by a signal (or :meth:`request`); the loop writes a checkpoint and exits cleanly.
+
+    A second signal while stopping restores the default handler, so a third one kills.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._previous: Dict[int, Any] = {}
+        self.signal_name: Optional[str] = None
+
+    def request(self, reason: str = "requested") -> None:
+        self.signal_name = reason
+        self._event.set()
+
+    @property
+    def requested(self) -> bool:
+        return self._event.is_set()
+
+    def _handler(self, signum: int, frame: Optional[FrameType]) -> None:
+        name = signal.Signals(signum).name
+        if self.requested:
+            log.warning("second %s: stopping without waiting", name)
+            self.restore()
+            raise KeyboardInterrupt
+        log.warning("%s received: finishing the current iteration, writing a checkpoint, then stopping", name)
+        self.request(name)
+
+    def install(self) -> "StopFlag":
+        if threading.current_thread() is not threading.main_thread():
+            return self
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def restore(self) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous.clear()
+
+    def __enter__(self) -> "StopFlag":
+        return self.install()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.restore()

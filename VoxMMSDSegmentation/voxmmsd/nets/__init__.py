@@ -1,0 +1,1 @@
+"""Networks and their weights (needs PyTorch)."""
