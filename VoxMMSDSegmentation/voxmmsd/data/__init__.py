@@ -1,0 +1,1 @@
+"""Data preparation shared by training jobs (preprocessed-case cache)."""
