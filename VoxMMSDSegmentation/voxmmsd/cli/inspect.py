@@ -67,7 +67,8 @@ def describe_case(files: Any, reference: str) -> Dict[str, Any]:
         img = read_image(path, "label map" if key == "label" else SEQUENCE_NAMES[key])
         g = Geometry.of(img)
         arr = sitk.GetArrayViewFromImage(img)
-        entry: Dict[str, Any] = {"file": str(path), "geometry": g.to_dict(), "orientation": orientation_code(g.direction),
+        entry: Dict[str, Any] = {"file": str(path), "geometry": g.to_dict(),
+                                 "orientation": orientation_code(g.direction),
                                  "pixel_type": img.GetPixelIDTypeAsString(),
                                  "range": [float(arr.min()), float(arr.max())]}
         if key == "label":
