@@ -24,7 +24,6 @@ from voxmmsd.errors import InputError
 from voxmmsd.io.atomic import atomic_path, write_json
 from voxmmsd.io.discovery import CaseFiles, DataSet
 from voxmmsd.io.labels import detect_convention, to_internal
-from voxmmsd.io.reader import load_case
 from voxmmsd.jobs.events import EventWriter
 from voxmmsd.preprocessing import PreprocessConfig, prepare, prepare_label
 
@@ -79,6 +78,8 @@ def _open_npy(path: Path) -> np.ndarray:
 
 
 def _build_one(files: CaseFiles, folder: Path, cfg: PreprocessConfig, label_convention: Optional[str]) -> None:
+    from voxmmsd.io.reader import load_case  # SimpleITK only when a case must be (re)built
+
     case = load_case(files, with_label=label_convention is not None)
     prepared = prepare(case.image, case.geometry.spacing, cfg)
     image = np.round(prepared.image * 255.0).astype(np.uint8)
