@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set up (if needed) and segment the bundled real sample case with the bundled default model.
+# Outputs: out/sample/segmentation.nii.gz, segmentation.seg.nrrd, report.json, qc.png
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+.venv/bin/voxmmsd inspect Resources/Sample/BraTS18-sample
+.venv/bin/voxmmsd segment Resources/Sample/BraTS18-sample --out out/sample "$@"
+echo "Done: see out/sample/ (report.json, qc.png, segmentation.seg.nrrd for Slicer)"
