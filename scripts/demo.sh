@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
-.venv/bin/voxmmsd inspect Resources/Sample/BraTS18-sample
-.venv/bin/voxmmsd segment Resources/Sample/BraTS18-sample --out out/sample "$@"
+.venv/bin/voxmmsd inspect VoxMMSDSegmentation/Resources/Sample/BraTS18-sample
+.venv/bin/voxmmsd segment VoxMMSDSegmentation/Resources/Sample/BraTS18-sample --out out/sample "$@"
 echo "Done: see out/sample/ (report.json, qc.png, segmentation.seg.nrrd for Slicer)"

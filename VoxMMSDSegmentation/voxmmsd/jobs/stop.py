@@ -1,4 +1,4 @@
-"""Turn SIGINT/SIGTERM into a stop request that a training loop checks between iterations."""
+"""Turn SIGINT/SIGTERM (SIGBREAK on Windows) into a stop request that a training loop checks between iterations."""
 
 from __future__ import annotations
 
@@ -42,7 +42,10 @@ class StopFlag:
     def install(self) -> "StopFlag":
         if threading.current_thread() is not threading.main_thread():
             return self
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        signals = [signal.SIGINT, signal.SIGTERM]
+        if hasattr(signal, "SIGBREAK"):  # Windows: CTRL_BREAK_EVENT is how a job is asked to stop
+            signals.append(signal.SIGBREAK)
+        for sig in signals:
             self._previous[sig] = signal.signal(sig, self._handler)
         return self
 

@@ -1,0 +1,261 @@
+"""The Slicer module's packaging and its plain-Python decisions: CMake lists, Python 3.9
+syntax, the .ui widgets the code uses, input naming, the model list, dependencies, commands."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE_DIR = ROOT / "VoxMMSDSegmentation"
+if str(MODULE_DIR) not in sys.path:
+    sys.path.insert(0, str(MODULE_DIR))
+
+from voxmmsd.errors import ModelError  # noqa: E402
+from VoxMMSDSegmentationLib import commands, dependencies, models, naming  # noqa: E402
+from VoxMMSDSegmentationLib.lossplot import plot_losses  # noqa: E402
+
+SLICER_SIDE = [MODULE_DIR / "VoxMMSDSegmentation.py", ROOT / "scripts" / "slicer_batch.py"] + sorted(
+    (MODULE_DIR / "VoxMMSDSegmentationLib").glob("*.py"))
+
+
+# ------------------------------------------------------------------ CMake
+
+def cmake_sets(text: str) -> dict:
+    """``set(NAME items...)`` and ``file(GLOB_RECURSE NAME RELATIVE dir patterns...)`` of a CMakeLists."""
+    text = re.sub(r"#[^\n]*", "", text)
+    out = {}
+    for m in re.finditer(r"\bset\(\s*(\w+)\s+([^)]*)\)", text):
+        out[m.group(1)] = ("list", m.group(2).split())
+    for m in re.finditer(r"file\(\s*GLOB_RECURSE\s+(\w+)\s+RELATIVE\s+\S+\s+([^)]*)\)", text):
+        out[m.group(1)] = ("glob", m.group(2).split())
+    return out
+
+
+def expand(name: str, sets: dict, variables: dict) -> list:
+    kind, items = sets[name]
+    files = []
+    for item in items:
+        ref = re.fullmatch(r"\$\{(\w+)\}", item)
+        if ref and ref.group(1) in sets:
+            files += expand(ref.group(1), sets, variables)
+            continue
+        for var, value in variables.items():
+            item = item.replace("${%s}" % var, value)
+        if kind == "glob":
+            pattern = item.replace(str(MODULE_DIR) + "/", "")
+            base, _, tail = pattern.partition("/*")
+            files += [str(p.relative_to(MODULE_DIR)) for p in (MODULE_DIR / base).rglob("*" + tail.lstrip("*"))
+                      if p.is_file()]
+        else:
+            files.append(item)
+    return files
+
+
+@pytest.fixture(scope="module")
+def packaged():
+    sets = cmake_sets((MODULE_DIR / "CMakeLists.txt").read_text())
+    variables = {"MODULE_NAME": "VoxMMSDSegmentation", "CMAKE_CURRENT_SOURCE_DIR": str(MODULE_DIR)}
+    return (set(expand("MODULE_PYTHON_SCRIPTS", sets, variables)),
+            set(expand("MODULE_PYTHON_RESOURCES", sets, variables)))
+
+
+def needed_files():
+    """What the module needs at run time: every .py and .json of module, library and engine, UI, icons."""
+    for path in MODULE_DIR.rglob("*"):
+        rel = path.relative_to(MODULE_DIR)
+        if not path.is_file() or "__pycache__" in rel.parts or rel.parts[0].endswith(".egg-info"):
+            continue
+        if rel.parts[0] in ("VoxMMSDSegmentationLib", "voxmmsd") or rel.parts[0] == "Resources" or \
+                rel.name == "VoxMMSDSegmentation.py":
+            if path.suffix in (".py", ".json", ".ui", ".png") or rel.parts[:2] == ("Resources", "Sample"):
+                yield str(rel)
+
+
+def test_cmake_lists_every_needed_file(packaged):
+    scripts, resources = packaged
+    listed = scripts | resources
+    missing = sorted(f for f in needed_files() if f not in listed)
+    assert not missing, f"not packaged by VoxMMSDSegmentation/CMakeLists.txt: {missing}"
+    assert all(f.endswith(".py") for f in scripts)
+    assert "VoxMMSDSegmentation.py" in scripts and "voxmmsd/cli/main.py" in scripts
+    assert "Resources/UI/VoxMMSDSegmentation.ui" in resources
+
+
+def test_cmake_lists_only_existing_files(packaged):
+    scripts, resources = packaged
+    absent = sorted(f for f in scripts | resources if not (MODULE_DIR / f).is_file())
+    assert not absent, f"listed but missing: {absent}"
+
+
+def test_extension_cmake_and_s4ext():
+    top = (ROOT / "CMakeLists.txt").read_text()
+    assert 'set(EXTENSION_CATEGORY "Segmentation")' in top
+    assert "add_subdirectory(VoxMMSDSegmentation)" in top
+    assert "Slicer_EXTENSION_GENERATE_CONFIG" in top and "Slicer_EXTENSION_CPACK" in top
+    assert (ROOT / "Resources" / "Icons" / "VoxMMSD.png").is_file()
+    s4ext = dict(line.split(" ", 1) for line in (ROOT / "VoxMMSD.s4ext").read_text().splitlines()
+                 if line.strip() and not line.startswith("#"))
+    assert s4ext["category"] == "Segmentation" and s4ext["scm"] == "git"
+
+
+# ------------------------------------------------------------------ Python 3.9, no torch, nothing at import
+
+@pytest.mark.parametrize("path", SLICER_SIDE, ids=lambda p: p.name)
+def test_slicer_side_parses_as_python_39(path):
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path), feature_version=(3, 9))
+    first = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))][0]
+    assert isinstance(first, ast.ImportFrom) and first.module == "__future__", "needs the __future__ import"
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n and n.split(".")[0] == "torch" for n in names), f"{path.name} imports torch"
+
+
+def test_library_imports_without_slicer_or_qt():
+    code = ("import sys; sys.path.insert(0, %r)\n" % str(MODULE_DIR)
+            + "import VoxMMSDSegmentationLib.%s\n" * 11 % ("batch", "commands", "dependencies", "events", "jobs",
+                                                           "lossplot", "models", "naming", "process", "scene",
+                                                           "segmentation")
+            + "bad = [m for m in ('slicer', 'qt', 'torch', 'vtk', 'matplotlib') if m in sys.modules]\n"
+            + "assert not bad, bad\n")
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+
+def test_widget_names_exist_in_ui():
+    ui = ET.parse(MODULE_DIR / "Resources" / "UI" / "VoxMMSDSegmentation.ui")
+    names = {w.get("name") for w in ui.iter("widget")}
+    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
+    used = set(re.findall(r"self\.ui\.(\w+)", source))
+    assert used and not (used - names), f"widgets used but absent from the .ui: {sorted(used - names)}"
+    params = {w.get("name"): w.find("property[@name='SlicerParameterName']/string").text
+              for w in ui.iter("widget") if w.find("property[@name='SlicerParameterName']") is not None}
+    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "register"}
+    for key in params.values():
+        assert re.search(rf"^\s+{key}: ", source, re.M), f"parameter {key} missing in the parameter node"
+
+
+# ------------------------------------------------------------------ input naming
+
+@pytest.mark.parametrize("names,expected", [
+    (["BraTS18_1_t1", "BraTS18_1_t1ce", "BraTS18_1_t2", "BraTS18_1_flair"],
+     {"t1n": "BraTS18_1_t1", "t1c": "BraTS18_1_t1ce", "t2w": "BraTS18_1_t2", "t2f": "BraTS18_1_flair"}),
+    (["BraTS-GLI-00001-000-t2f", "BraTS-GLI-00001-000-t1n", "BraTS-GLI-00001-000-t2w", "BraTS-GLI-00001-000-t1c"],
+     {"t1n": "BraTS-GLI-00001-000-t1n", "t1c": "BraTS-GLI-00001-000-t1c", "t2w": "BraTS-GLI-00001-000-t2w",
+      "t2f": "BraTS-GLI-00001-000-t2f"}),
+    (["T1 native", "T1 Gd", "T2-FLAIR", "T2"], {"t1n": "T1 native", "t1c": "T1 Gd", "t2w": "T2", "t2f": "T2-FLAIR"}),
+    (["sub-01_T1w", "sub-01_ce-gadolinium_T1w", "sub-01_FLAIR"],
+     {"t1n": "sub-01_T1w", "t1c": "sub-01_ce-gadolinium_T1w", "t2w": None, "t2f": "sub-01_FLAIR"}),
+    (["MR Head", "segmentation"], {"t1n": None, "t1c": None, "t2w": None, "t2f": None}),
+])
+def test_assign_inputs(names, expected):
+    assert naming.assign_inputs(names) == expected
+
+
+def test_each_volume_used_once():
+    got = naming.assign_inputs(["t1"])
+    assert list(got.values()).count("t1") == 1 and got["t1n"] == "t1"
+
+
+# ------------------------------------------------------------------ models
+
+def write_model(folder: Path, model_id="voxmmsd-brats-default", version="1.0.0", **extra) -> Path:
+    folder.mkdir(parents=True)
+    data = {"schema_version": 1, "id": model_id, "version": version, "name": "BraTS default",
+            "sequences": ["t1n", "t1c", "t2w", "t2f"], "tolerates_missing": False, "labels": []}
+    data.update(extra)
+    (folder / "model.json").write_text(json.dumps(data))
+    (folder / "weights.safetensors").write_bytes(b"x")
+    return folder
+
+
+def test_model_list_import_and_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("VOXMMSD_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(models, "bundled_models_dirs", lambda: [tmp_path / "bundled"])
+    write_model(tmp_path / "bundled" / "default")
+    (tmp_path / "bundled" / "catalog.json").write_text(json.dumps({"models": [
+        {"id": "voxmmsd-brats-default", "version": "1.0.0"}, {"id": "voxmmsd-brats-large", "version": "2.0"}]}))
+    run = tmp_path / "run"
+    write_model(run / "model", model_id="my-finetuned", tolerates_missing=True)
+    src = write_model(tmp_path / "downloads" / "other", model_id="other", version="0.1")
+
+    entries = models.list_models(run_dirs=[run])
+    assert [(e.id, e.source) for e in entries] == [("voxmmsd-brats-default", "bundled"), ("my-finetuned", "run"),
+                                                   ("voxmmsd-brats-large", "catalog")]
+    assert entries[1].tolerates_missing and entries[1].argument == str(run / "model")
+    assert entries[2].argument == "voxmmsd-brats-large" and entries[2].path is None
+    assert models.default_index(entries) == 0
+
+    imported = models.import_model_folder(src)
+    assert imported.path == tmp_path / "home" / "models" / "other-0.1"
+    assert (imported.path / "weights.safetensors").is_file()
+    assert ("other", "installed") in [(e.id, e.source) for e in models.list_models()]
+    with pytest.raises(ModelError, match="not a model package"):
+        models.import_model_folder(tmp_path / "downloads")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "model.json").write_text("{}")
+    with pytest.raises(ModelError, match="lacks 'id'"):
+        models.import_model_folder(tmp_path / "bad")
+
+
+# ------------------------------------------------------------------ dependencies
+
+def test_install_plan():
+    present = {"scipy", "yaml", "tqdm", "matplotlib", "jsonschema", "slicerio", "monai"}
+    find = lambda name: object() if name in present else None
+    plan = dependencies.install_plan(training=False, gpu=True, find_spec=find)
+    assert plan == {"pip": ["onnxruntime-gpu>=1.16"], "torch": False}
+    plan = dependencies.install_plan(training=True, gpu=False, find_spec=find)
+    assert plan["pip"] == ["onnxruntime>=1.16", "safetensors>=0.4", "tensorboard>=2.12", "onnx>=1.14"]
+    assert plan["torch"] is True
+    assert "PyTorch extension" in dependencies.describe(plan)
+    assert dependencies.describe({"pip": [], "torch": False}) == ""
+    assert dependencies.has_nvidia_gpu(lambda name: None) is False
+
+
+def test_install_runs_pip_and_torch():
+    calls = []
+    dependencies.install({"pip": ["a>=1", "b>=2"], "torch": True}, calls.append, lambda: calls.append("torch"))
+    assert calls == ["a>=1", "b>=2", "torch"]
+    with pytest.raises(RuntimeError, match="PyTorch extension"):
+        dependencies.install({"pip": [], "torch": True}, calls.append, None)
+
+
+# ------------------------------------------------------------------ commands
+
+def test_segment_arguments(tmp_path):
+    args = commands.segment_arguments({"t1c": tmp_path / "c.nrrd", "t2f": tmp_path / "f.nrrd"}, tmp_path / "out",
+                                      commands.SegmentOptions(model="m", device="cuda", tta=True,
+                                                              min_component_ml=0.5))
+    assert args[:5] == ["segment", "--t1c", str(tmp_path / "c.nrrd"), "--t2f", str(tmp_path / "f.nrrd")]
+    for flag, value in (("--out", str(tmp_path / "out")), ("--progress", "json"), ("--device", "cuda"),
+                        ("--model", "m"), ("--min-component-ml", "0.5"), ("--backend", "auto")):
+        assert args[args.index(flag) + 1] == value
+    assert "--tta" in args and "--register" not in args
+    with pytest.raises(ValueError):
+        commands.segment_arguments({}, tmp_path, commands.SegmentOptions(device="gpu"))
+
+
+def test_training_arguments():
+    pre = commands.pretrain_arguments(commands.PretrainOptions("D", "R", iterations=500, crop_size=(64, 64, 64)))
+    assert pre == ["pretrain", "--data", "D", "--out", "R", "--device", "auto", "--set", "iterations=500",
+                   "--set", "crop_size=64,64,64"]
+    fine = commands.finetune_arguments(commands.FinetuneOptions("D", "R", init="P", labelled_cases=5))
+    assert fine[fine.index("--init") + 1] == "P" and "data.train=5" in fine and "train.iterations=20000" in fine
+    assert "--init" not in commands.finetune_arguments(commands.FinetuneOptions("D", "R"))
+
+
+def test_loss_plot(tmp_path):
+    assert not plot_losses([], tmp_path / "a.png")
+    history = [(i, {"distill": 3.0 / i, "recon": 1.0 / i}) for i in range(1, 50)]
+    assert plot_losses(history, tmp_path / "a.png", title="run")
+    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

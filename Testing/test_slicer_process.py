@@ -1,0 +1,277 @@
+"""Engine processes, event parsing, job state and re-attachment: plain Python, real subprocesses.
+
+The children here are test doubles of the engine (tiny Python scripts that emit the
+engine's JSON events); the Slicer-side code under test is the real one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+MODULE_DIR = Path(__file__).resolve().parents[1] / "VoxMMSDSegmentation"
+if str(MODULE_DIR) not in sys.path:
+    sys.path.insert(0, str(MODULE_DIR))
+
+from voxmmsd.jobs.events import EventWriter  # noqa: E402
+from VoxMMSDSegmentationLib import jobs, process  # noqa: E402
+from VoxMMSDSegmentationLib.events import EventState, format_duration, read_state  # noqa: E402
+
+posix_only = pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX process groups")
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+# ------------------------------------------------------------------ events
+
+def test_event_state_follows_training(tmp_path):
+    path = tmp_path / "events.jsonl"
+    with EventWriter(path) as w:
+        w.emit("pretrain", "start", total=100)
+        w.emit("pretrain", "progress", iteration=10, total=100, losses={"distill": 2.5, "recon": 0.5}, lr=0.01,
+               eta_s=125.0)
+        w.emit("pretrain", "progress", iteration=20, total=100, losses={"distill": 2.0, "recon": float("nan")},
+               lr=0.009, eta_s=100.0)
+        w.emit("pretrain", "checkpoint", iteration=20, total=100, path="checkpoints/last.pt")
+    lines = path.read_text().splitlines() + ["12:00:01 INFO voxmmsd: a log line", "{half a line"]
+    state = read_state(lines)
+    assert (state.iteration, state.total) == (20, 100)
+    assert state.fraction == pytest.approx(0.2)
+    assert state.losses == {"distill": 2.0}  # NaN (written as null) dropped
+    assert [it for it, _ in state.history] == [10, 20]
+    assert state.lr == pytest.approx(0.009) and state.eta_s == 100.0
+    assert state.checkpoint == "checkpoints/last.pt"
+    assert state.outcome is None
+    assert "20/100 (20%)" in state.describe() and "ETA 1 min 40 s" in state.describe()
+
+
+@pytest.mark.parametrize("event,outcome", [("done", "finished"), ("stopped", "stopped"), ("error", "failed")])
+def test_final_events(event, outcome):
+    state = EventState()
+    state.feed_line(json.dumps({"stage": "segment", "event": "progress", "iteration": 1, "total": 4}))
+    state.feed_line(json.dumps({"stage": "segment", "event": "warning", "message": "resampled FLAIR"}))
+    state.feed_line(json.dumps({"stage": "segment", "event": event, "message": "boom",
+                                "outputs": {"seg": "a.seg.nrrd"}}))
+    assert state.outcome == outcome
+    assert state.warnings == ["resampled FLAIR"]
+    assert state.fraction == (1.0 if outcome == "finished" else 0.25)
+    assert (state.error == "boom") == (outcome == "failed")
+    assert state.outputs == {"seg": "a.seg.nrrd"}
+
+
+def test_format_duration():
+    assert format_duration(12.4) == "12 s"
+    assert format_duration(303) == "5 min 3 s"
+    assert format_duration(3 * 3600 + 4 * 60 + 5) == "3 h 4 min"
+
+
+# ------------------------------------------------------------------ engine process
+
+CHILD = textwrap.dedent("""
+    import json, os, subprocess, sys, time
+    mode = sys.argv[1]
+    pids = [os.getpid()]
+    if mode == "tree":
+        pids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"]).pid)
+        # a grandchild that leaves the process group: found through /proc
+        pids.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                                     start_new_session=True).pid)
+    open(sys.argv[2], "w").write(json.dumps(pids))
+    print("plain log line", flush=True)
+    for i in range(3 if mode == "quick" else 1000):
+        print(json.dumps({"time": time.time(), "stage": "segment", "event": "progress",
+                          "iteration": i + 1, "total": 3}), flush=True)
+        time.sleep(0.01 if mode == "quick" else 0.2)
+    print(json.dumps({"stage": "segment", "event": "done", "outputs": {}}), flush=True)
+    sys.exit(0 if mode == "quick" else 3)
+""")
+
+
+def test_engine_process_streams_lines(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    proc = process.EngineProcess([sys.executable, str(script), "quick", str(tmp_path / "pids.json")]).start()
+    assert proc.wait(30) == 0
+    items = []
+    assert wait_for(lambda: items.extend(proc.poll()) or (items and items[-1][0] == "exit"))
+    lines = [v for k, v in items if k == "line"]
+    assert lines[0] == "plain log line"
+    state = read_state(lines)
+    assert state.outcome == "finished" and state.iteration == 3
+    assert items[-1] == ("exit", 0)
+
+
+@posix_only
+def test_cancel_kills_the_process_tree(tmp_path):
+    script = tmp_path / "child.py"
+    script.write_text(CHILD)
+    pid_file = tmp_path / "pids.json"
+    proc = process.EngineProcess([sys.executable, str(script), "tree", str(pid_file)]).start()
+    seen = []
+    assert wait_for(lambda: seen.extend(proc.poll()) or any(k == "line" and "progress" in str(v) for k, v in seen))
+    pids = json.loads(pid_file.read_text())
+    assert len(pids) == 3 and all(process.pid_alive(p) for p in pids)
+    proc.cancel()
+    assert not proc.running and proc.cancelled
+    for pid in pids:
+        assert process.wait_gone(pid, 10), f"process {pid} survived the cancel"
+
+
+def test_engine_command_and_environment(tmp_path):
+    cmd = process.engine_command(["segment", "--out", tmp_path], python="/opt/Slicer/bin/PythonSlicer")
+    assert cmd == ["/opt/Slicer/bin/PythonSlicer", "-m", "voxmmsd", "segment", "--out", str(tmp_path)]
+    env = process.engine_environment({"PYTHONPATH": "/x", "PATH": "/bin"}, device="cpu")
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(process.ENGINE_DIR), "/x"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "-1" and env["PYTHONUNBUFFERED"] == "1"
+    assert "CUDA_VISIBLE_DEVICES" not in process.engine_environment({}, device="auto")
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "bin" / "PythonSlicer").write_text("")
+    assert process.slicer_python(str(tmp_path)) == str(tmp_path / "bin" / "PythonSlicer")
+    assert process.slicer_python(None) is None
+
+
+def test_real_engine_runs_as_a_process():
+    """The bundled engine starts as ``python -m voxmmsd`` with the module's environment."""
+    proc = process.EngineProcess(process.engine_command(["--version"]), env=process.engine_environment()).start()
+    assert proc.wait(60) == 0
+    lines = []
+    assert wait_for(lambda: lines.extend(v for k, v in proc.poll() if k == "line") or bool(lines))
+    assert lines[0].startswith("voxmmsd ")
+
+
+# ------------------------------------------------------------------ detached jobs
+
+TRAINER = textwrap.dedent("""
+    # test double of 'voxmmsd pretrain': events.jsonl, StopFlag, --resume, checkpoints/last.pt
+    import argparse, json, sys, time
+    from pathlib import Path
+    from voxmmsd.jobs.events import EventWriter, read_events
+    from voxmmsd.jobs.stop import StopFlag
+    p = argparse.ArgumentParser()
+    p.add_argument("command"); p.add_argument("--out"); p.add_argument("--resume"); p.add_argument("--total", type=int)
+    p.add_argument("--sleep", type=float, default=0.05)
+    a = p.parse_args()
+    run = Path(a.resume or a.out)
+    start = 0
+    if a.resume:
+        start = max([e.get("iteration", 0) for e in read_events(run / "events.jsonl") if e["event"] == "checkpoint"])
+    with EventWriter(run / "events.jsonl") as ev, StopFlag() as stop:
+        ev.emit(a.command, "start", iteration=start, total=a.total)
+        for it in range(start + 1, a.total + 1):
+            time.sleep(a.sleep)
+            ev.emit(a.command, "progress", iteration=it, total=a.total, losses={"loss": 1.0 / it}, lr=0.01,
+                    eta_s=(a.total - it) * a.sleep)
+            if stop.requested:
+                (run / "checkpoints").mkdir(exist_ok=True)
+                (run / "checkpoints" / "last.pt").write_text(str(it))
+                ev.emit(a.command, "checkpoint", iteration=it, total=a.total)
+                ev.emit(a.command, "stopped", iteration=it, total=a.total)
+                sys.exit(0)
+        ev.emit(a.command, "done", iteration=a.total, total=a.total)
+""")
+
+
+@pytest.fixture
+def trainer(tmp_path):
+    script = tmp_path / "trainer.py"
+    script.write_text(TRAINER)
+    return script
+
+
+@posix_only
+def test_job_stop_reattach_resume(tmp_path, trainer):
+    run = tmp_path / "run"
+    cmd = [sys.executable, str(trainer), "pretrain", "--out", str(run), "--total", "60"]
+    record, handle = jobs.launch(run, "pretrain", cmd)
+    assert jobs.read_record(run).pid == handle.pid
+    assert wait_for(lambda: jobs.status(run).events.iteration >= 3)
+    st = jobs.status(run)  # what a reopened module sees: registry + events.jsonl
+    assert st.state == jobs.RUNNING and st.kind == "pretrain" and st.events.losses
+    assert jobs.stop(run)
+    assert jobs.status(run).state in (jobs.STOPPING, jobs.STOPPED)
+    assert handle.wait(20) == 0
+    st = jobs.status(run)
+    assert st.state == jobs.STOPPED and st.resumable
+    stopped_at = st.events.iteration
+    assert 3 <= stopped_at < 60
+
+    record2, handle2 = jobs.resume(run)
+    assert record2.command[-2:] == ["--resume", str(run)] and record2.launches == 2
+    assert handle2.wait(60) == 0
+    st = jobs.status(run)
+    assert st.state == jobs.FINISHED and st.events.iteration == 60
+    iterations = [it for it, _ in st.events.history]
+    assert min(iterations[iterations.index(stopped_at) + 1:]) == stopped_at + 1  # continued, not restarted
+
+
+@posix_only
+def test_died_job_and_kill(tmp_path, trainer):
+    run = tmp_path / "run"
+    record, handle = jobs.launch(run, "finetune", [sys.executable, str(trainer), "finetune", "--out", str(run),
+                                                   "--total", "100000"])
+    assert wait_for(lambda: jobs.status(run).events.iteration >= 1)
+    assert jobs.kill(run)
+    handle.wait(20)
+    st = jobs.status(run)
+    assert st.state == jobs.DIED and not st.active
+    assert not jobs.stop(run) and not jobs.kill(run)
+
+
+def test_status_without_registry_or_process(tmp_path):
+    run = tmp_path / "cli-run"
+    with EventWriter(run / "events.jsonl") as w:
+        w.emit("finetune", "start", total=10)
+        w.emit("finetune", "done", iteration=10, total=10)
+    (run / "model").mkdir()
+    (run / "model" / "model.json").write_text("{}")
+    st = jobs.status(run)
+    assert st.state == jobs.FINISHED and st.kind == "finetune" and st.record is None
+    assert st.model_dir == run / "model"
+    with pytest.raises(Exception, match="not started from Slicer"):
+        jobs.resume(run)
+
+
+def test_reused_pid_is_not_mistaken_for_the_job(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    own = process.process_start_time(os.getpid())
+    record = jobs.JobRecord(str(run), "pretrain", ["x"], pid=os.getpid(),
+                            process_start=None if own is None else str(int(own) + 1))
+    (run / jobs.JOB_FILE).write_text(json.dumps(record.to_dict()))
+    if own is not None:  # Linux: the start time tells the processes apart
+        assert jobs.status(run).state == jobs.DIED
+    assert not process.pid_alive(-1)
+
+
+def test_resume_command_replaces_resume():
+    cmd = ["py", "-m", "voxmmsd", "pretrain", "--out", "R", "--resume", "OLD", "--resume=X"]
+    assert jobs.resume_command(cmd, Path("R")) == ["py", "-m", "voxmmsd", "pretrain", "--out", "R", "--resume", "R"]
+
+
+def test_known_runs(tmp_path):
+    known = jobs.KnownRuns(tmp_path / "home" / "runs.json")
+    assert known.list() == []
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir()
+    known.add(a)
+    known.add(b)
+    known.add(a)
+    assert known.list() == [b, a]
+    assert [s.run_dir for s in known.statuses()] == [a]  # b does not exist
+    known.remove(b)
+    assert known.list() == [a]
+    (tmp_path / "home" / "runs.json").write_text("garbage")
+    assert known.list() == []

@@ -1,0 +1,598 @@
+"""VoxMMSD brain tumour segmentation for 3D Slicer: Module, Widget, Logic, Test.
+
+Thin on purpose: the decisions live in ``VoxMMSDSegmentationLib`` (tested without
+Slicer) and the engine ``voxmmsd`` runs as a separate process. Nothing here imports
+torch, and nothing is installed or computed at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import qt
+import slicer
+import vtk
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+try:  # Slicer >= 5.2
+    from slicer.parameterNodeWrapper import parameterNodeWrapper
+except ImportError:  # pragma: no cover - older Slicer
+    parameterNodeWrapper = None  # noqa: N816
+
+log = logging.getLogger("VoxMMSDSegmentation")
+
+SEQUENCE_TITLES = (("t1n", "T1 native"), ("t1c", "T1 post-contrast (reference)"), ("t2w", "T2-weighted"),
+                   ("t2f", "T2-FLAIR"))
+CITATION = ("Vox-MMSD: voxel-wise multi-scale and multi-modal self-distillation for self-supervised brain tumor "
+            "segmentation (Zhou et al.). Please cite it when you publish results obtained with this module.")
+
+
+class VoxMMSDSegmentation(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = "VoxMMSD Brain Tumor Segmentation"
+        self.parent.categories = ["Segmentation"]
+        self.parent.dependencies = []
+        self.parent.contributors = ["VoxMMSD developers"]
+        self.parent.helpText = (
+            "Segments brain tumours (necrotic/non-enhancing core, oedema, enhancing tumour, resection cavity) "
+            "from T1, T1c, T2 and FLAIR MRI with Vox-MMSD, and trains new models (self-supervised pre-training, "
+            "fine-tuning) as background jobs. The segmentation runs in a separate process with ONNX Runtime; "
+            "training needs the PyTorch extension. See docs/slicer.md in the source tree.")
+        self.parent.acknowledgementText = CITATION
+
+
+# ---------------------------------------------------------------------------- parameters
+
+if parameterNodeWrapper is not None:
+    @parameterNodeWrapper
+    class VoxMMSDSegmentationParameterNode:
+        t1n: slicer.vtkMRMLScalarVolumeNode
+        t1c: slicer.vtkMRMLScalarVolumeNode
+        t2w: slicer.vtkMRMLScalarVolumeNode
+        t2f: slicer.vtkMRMLScalarVolumeNode
+        tta: bool = False
+        register: bool = False
+else:  # pragma: no cover
+    VoxMMSDSegmentationParameterNode = None
+
+
+# ---------------------------------------------------------------------------- widget
+
+class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """GUI only: every decision is a Logic or VoxMMSDSegmentationLib call."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic: Optional[VoxMMSDSegmentationLogic] = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self.job = None
+        self.models: List[Any] = []
+        self.timer = qt.QTimer()
+        self.timer.setInterval(200)
+        self.jobTimer = qt.QTimer()
+        self.jobTimer.setInterval(2000)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        ui_widget = slicer.util.loadUI(self.resourcePath("UI/VoxMMSDSegmentation.ui"))
+        self.layout.addWidget(ui_widget)
+        self.ui = slicer.util.childWidgetVariables(ui_widget)
+        ui_widget.setMRMLScene(slicer.mrmlScene)
+        self.logic = VoxMMSDSegmentationLogic()
+
+        for name in ("auto", "cuda", "cpu"):
+            self.ui.deviceSelector.addItem({"auto": "Automatic", "cuda": "GPU", "cpu": "CPU"}[name], name)
+            self.ui.trainDeviceSelector.addItem({"auto": "Automatic", "cuda": "GPU", "cpu": "CPU"}[name], name)
+        self.refreshModels()
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.NodeAddedEvent, self.onNodeAdded)
+
+        self.ui.autoAssignButton.connect("clicked(bool)", self.autoAssignInputs)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.importModelButton.connect("clicked(bool)", self.onImportModel)
+        self.ui.pretrainStartButton.connect("clicked(bool)", self.onStartPretraining)
+        self.ui.finetuneStartButton.connect("clicked(bool)", self.onStartFinetuning)
+        self.ui.stopJobButton.connect("clicked(bool)", self.onStopJob)
+        self.ui.resumeJobButton.connect("clicked(bool)", self.onResumeJob)
+        self.ui.addRunButton.connect("clicked(bool)", self.onAddRun)
+        self.ui.jobsTable.connect("itemSelectionChanged()", self.refreshJobs)
+        self.timer.connect("timeout()", self.pollSegmentation)
+        self.jobTimer.connect("timeout()", self.refreshJobs)
+        self.ui.cancelButton.enabled = False
+
+        self.initializeParameterNode()
+        self.refreshJobs()  # re-attach to running and finished runs
+        self.jobTimer.start()
+
+    def cleanup(self) -> None:
+        """Module closed: stop watching; a running segmentation is cancelled, training jobs keep running."""
+        self.timer.stop()
+        self.jobTimer.stop()
+        if self.job is not None and not self.job.done:
+            self.job.cancel()
+        self.removeObservers()
+
+    # -- parameter node ---------------------------------------------------------
+    def initializeParameterNode(self) -> None:
+        if VoxMMSDSegmentationParameterNode is None:
+            return
+        self.setParameterNode(self.logic.getParameterNode())
+        if not any(getattr(self._parameterNode, key) for key, _ in SEQUENCE_TITLES):
+            self.autoAssignInputs()
+
+    def setParameterNode(self, node) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateApplyState)
+        self._parameterNode = node
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.updateApplyState)
+        self.updateApplyState()
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def onNodeAdded(self, caller, event) -> None:
+        qt.QTimer.singleShot(0, self.autoAssignEmptyInputs)
+
+    def autoAssignInputs(self) -> None:
+        if not self._parameterNode:
+            return
+        for key, node in self.logic.assignInputs(slicer.mrmlScene).items():
+            setattr(self._parameterNode, key, node)
+
+    def autoAssignEmptyInputs(self) -> None:
+        if not self._parameterNode:
+            return
+        taken = {getattr(self._parameterNode, k) for k, _ in SEQUENCE_TITLES} - {None}
+        for key, node in self.logic.assignInputs(slicer.mrmlScene).items():
+            if getattr(self._parameterNode, key) is None and node is not None and node not in taken:
+                setattr(self._parameterNode, key, node)
+
+    def selectedInputs(self) -> Dict[str, Any]:
+        return {key: getattr(self._parameterNode, key) for key, _ in SEQUENCE_TITLES}
+
+    def selectedModel(self):
+        index = self.ui.modelSelector.currentIndex
+        return self.models[index] if 0 <= index < len(self.models) else None
+
+    def updateApplyState(self, caller=None, event=None) -> None:
+        busy = self.job is not None and not self.job.done
+        reason = "" if self._parameterNode is None else self.logic.inputProblem(self.selectedInputs(),
+                                                                                 self.selectedModel())
+        self.ui.applyButton.enabled = not busy and not reason
+        self.ui.applyButton.toolTip = reason or "Segment the tumour"
+
+    # -- segmentation -----------------------------------------------------------
+    def refreshModels(self) -> None:
+        from VoxMMSDSegmentationLib import models as model_lib
+
+        self.models = self.logic.listModels()
+        self.ui.modelSelector.clear()
+        for entry in self.models:
+            self.ui.modelSelector.addItem(entry.label)
+        self.ui.modelSelector.setCurrentIndex(model_lib.default_index(self.models))
+
+    def onImportModel(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, "Model folder (with model.json)")
+        if not folder:
+            return
+        with slicer.util.tryWithErrorDisplay("Could not import the model.", waitCursor=True):
+            entry = self.logic.importModel(Path(folder))
+            self.refreshModels()
+            ids = [(m.id, m.version, m.source) for m in self.models]
+            if (entry.id, entry.version, "installed") in ids:
+                self.ui.modelSelector.setCurrentIndex(ids.index((entry.id, entry.version, "installed")))
+
+    def ensureDependencies(self, training: bool) -> bool:
+        """Ask before installing what is missing; False if the user declined or it failed."""
+        from VoxMMSDSegmentationLib import dependencies
+
+        plan = self.logic.dependencyPlan(training)
+        question = dependencies.describe(plan)
+        if not question:
+            return True
+        if not slicer.util.confirmOkCancelDisplay(question, "VoxMMSD: install dependencies"):
+            return False
+        with slicer.util.tryWithErrorDisplay("Installing the dependencies failed.", waitCursor=True):
+            progress = slicer.util.createProgressDialog(labelText="Installing Python packages...", maximum=0)
+            try:
+                self.logic.installDependencies(plan)
+            finally:
+                progress.close()
+            return True
+        return False
+
+    def onApply(self) -> None:
+        from VoxMMSDSegmentationLib.commands import SegmentOptions
+
+        if not self.ensureDependencies(training=False):
+            return
+        model = self.selectedModel()
+        options = SegmentOptions(model=model.argument if model else "",
+                                 device=self.ui.deviceSelector.currentData,
+                                 tta=self._parameterNode.tta, register=self._parameterNode.register)
+        with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
+            self.ui.logText.clear()
+            self.ui.progressBar.setValue(0)
+            self.job = self.logic.startSegmentation(self.selectedInputs(), options, on_line=self.appendLog)
+            self.ui.cancelButton.enabled = True
+            self.ui.statusLabel.text = "Segmenting..."
+            self.timer.start()
+        self.updateApplyState()
+
+    def appendLog(self, line: str) -> None:
+        self.ui.logText.appendPlainText(line)
+
+    def pollSegmentation(self) -> None:
+        if self.job is None:
+            self.timer.stop()
+            return
+        done = self.job.poll()
+        self.ui.progressBar.setValue(int(round(100 * self.job.state.fraction)))
+        self.ui.statusLabel.text = self.job.state.message or self.job.status
+        if not done:
+            return
+        self.timer.stop()
+        self.ui.cancelButton.enabled = False
+        if self.job.status == "finished":
+            result = self.job.result
+            self.ui.statusLabel.text = "Done. " + "; ".join(
+                f"{k} {result.volumes_ml[k]:.1f} mL" for k in ("WT", "TC", "ET") if k in result.volumes_ml)
+            slicer.util.setSliceViewerLayers(background=self.job.reference, fit=False)
+            if result.warnings:
+                slicer.util.warningDisplay("\n".join(result.warnings), windowTitle="VoxMMSD warnings")
+        elif self.job.status == "failed":
+            self.ui.statusLabel.text = "Failed."
+            slicer.util.errorDisplay(f"Segmentation failed: {self.job.error}", detailedText="\n".join(self.job.log))
+        else:
+            self.ui.statusLabel.text = "Cancelled."
+        self.updateApplyState()
+
+    def onCancel(self) -> None:
+        if self.job is not None:
+            self.job.cancel()
+            self.pollSegmentation()
+
+    # -- training ---------------------------------------------------------------
+    def onStartPretraining(self) -> None:
+        from VoxMMSDSegmentationLib.commands import PretrainOptions
+
+        if not self.ensureDependencies(training=True):
+            return
+        crop = int(self.ui.pretrainCropSpinBox.value)
+        options = PretrainOptions(data=self.ui.pretrainDataPath.currentPath, out=self.ui.pretrainOutPath.currentPath,
+                                  iterations=int(self.ui.pretrainIterationsSpinBox.value), crop_size=(crop,) * 3,
+                                  device=self.ui.trainDeviceSelector.currentData)
+        with slicer.util.tryWithErrorDisplay("Could not start pre-training.", waitCursor=True):
+            self.logic.startPretraining(options)
+        self.refreshJobs()
+
+    def onStartFinetuning(self) -> None:
+        from VoxMMSDSegmentationLib.commands import FinetuneOptions
+
+        if not self.ensureDependencies(training=True):
+            return
+        options = FinetuneOptions(data=self.ui.finetuneDataPath.currentPath, out=self.ui.finetuneOutPath.currentPath,
+                                  init=self.ui.finetuneInitPath.currentPath,
+                                  labelled_cases=int(self.ui.finetuneCasesSpinBox.value),
+                                  iterations=int(self.ui.finetuneIterationsSpinBox.value),
+                                  device=self.ui.trainDeviceSelector.currentData)
+        with slicer.util.tryWithErrorDisplay("Could not start fine-tuning.", waitCursor=True):
+            self.logic.startFinetuning(options)
+        self.refreshJobs()
+
+    def selectedRun(self) -> Optional[Path]:
+        rows = {i.row() for i in self.ui.jobsTable.selectedIndexes()}
+        if len(rows) != 1:
+            return None
+        item = self.ui.jobsTable.item(rows.pop(), 0)
+        return Path(item.toolTip()) if item else None
+
+    def refreshJobs(self) -> None:
+        statuses = self.logic.jobStatuses()
+        table = self.ui.jobsTable
+        selected = self.selectedRun()
+        table.blockSignals(True)
+        table.setRowCount(len(statuses))
+        for row, st in enumerate(statuses):
+            ev = st.events
+            values = [st.run_dir.name, st.kind, st.state, f"{ev.iteration}/{ev.total}" if ev.total else "",
+                      " ".join(f"{k} {v:.4g}" for k, v in sorted(ev.losses.items())),
+                      "" if ev.eta_s is None or not st.active else self.logic.formatDuration(ev.eta_s)]
+            for col, value in enumerate(values):
+                item = qt.QTableWidgetItem(value)
+                item.setToolTip(str(st.run_dir))
+                table.setItem(row, col, item)
+            if selected is not None and st.run_dir == selected:
+                table.selectRow(row)
+        table.blockSignals(False)
+        current = next((s for s in statuses if s.run_dir == self.selectedRun()), None)
+        self.ui.stopJobButton.enabled = bool(current and current.active)
+        self.ui.resumeJobButton.enabled = bool(current and current.resumable)
+        self.ui.jobStatusLabel.text = current.events.describe() if current else ""
+        if current is not None:
+            png = self.logic.lossPlot(current)
+            self.ui.lossPlotLabel.setPixmap(qt.QPixmap(str(png)) if png else qt.QPixmap())
+        if any(s.model_dir for s in statuses) and len(self.models) != len(self.logic.listModels()):
+            self.refreshModels()  # a finished fine-tuning run appears in the model selector
+
+    def onStopJob(self) -> None:
+        run = self.selectedRun()
+        if run is not None:
+            self.logic.stopJob(run)
+            self.refreshJobs()
+
+    def onResumeJob(self) -> None:
+        run = self.selectedRun()
+        if run is not None:
+            with slicer.util.tryWithErrorDisplay("Could not resume the job.", waitCursor=True):
+                self.logic.resumeJob(run)
+            self.refreshJobs()
+
+    def onAddRun(self) -> None:
+        folder = qt.QFileDialog.getExistingDirectory(self.parent, "Training run folder (with events.jsonl)")
+        if folder:
+            self.logic.knownRuns().add(Path(folder))
+            self.refreshJobs()
+
+
+# ---------------------------------------------------------------------------- logic
+
+class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
+    """No GUI calls: usable from the Python console and from batch scripts."""
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    def getParameterNode(self):
+        """The typed parameter node (plain MRML node on Slicer without parameterNodeWrapper)."""
+        node = super().getParameterNode()
+        return VoxMMSDSegmentationParameterNode(node) if VoxMMSDSegmentationParameterNode is not None else node
+
+    # -- environment ------------------------------------------------------------
+    @staticmethod
+    def pythonExecutable() -> str:
+        """``PythonSlicer`` of this Slicer (the engine's interpreter)."""
+        from VoxMMSDSegmentationLib import process
+
+        found = process.slicer_python(slicer.app.slicerHome) or shutil.which("PythonSlicer")
+        if not found:
+            raise RuntimeError(f"PythonSlicer was not found in {slicer.app.slicerHome}/bin.")
+        return found
+
+    @staticmethod
+    def engineEnvironment() -> Dict[str, str]:
+        startup = getattr(slicer.util, "startupEnvironment", None)
+        return dict(startup()) if callable(startup) else dict(os.environ)
+
+    # -- inputs, models, dependencies -------------------------------------------
+    @staticmethod
+    def assignInputs(scene) -> Dict[str, Any]:
+        """Sequence key -> volume node guessed from the names of the scene's volumes."""
+        from VoxMMSDSegmentationLib.naming import assign_inputs
+
+        nodes = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode", scene)
+                 if not n.IsA("vtkMRMLLabelMapVolumeNode")]
+        names = assign_inputs([n.GetName() for n in nodes])
+        by_name = {n.GetName(): n for n in nodes}
+        return {key: by_name.get(name) if name else None for key, name in names.items()}
+
+    @staticmethod
+    def inputProblem(inputs: Dict[str, Any], model) -> str:
+        """Why Apply is disabled ("" when it can run)."""
+        needed = list(model.sequences) if model is not None and not model.tolerates_missing else \
+            ["t1c"] if model is not None else ["t1n", "t1c", "t2w", "t2f"]
+        missing = [key for key in needed if inputs.get(key) is None]
+        if missing:
+            return "Select the input volume(s): " + ", ".join(missing)
+        chosen = [n for n in inputs.values() if n is not None]
+        if len(set(chosen)) != len(chosen):
+            return "The same volume is selected for two sequences."
+        return ""
+
+    def listModels(self):
+        from VoxMMSDSegmentationLib import models
+
+        finished = [s.run_dir for s in self.jobStatuses() if s.model_dir is not None]
+        return models.list_models(run_dirs=finished)
+
+    @staticmethod
+    def importModel(folder: Path):
+        from VoxMMSDSegmentationLib import models
+
+        return models.import_model_folder(folder)
+
+    @staticmethod
+    def dependencyPlan(training: bool) -> Dict[str, object]:
+        from VoxMMSDSegmentationLib import dependencies
+
+        return dependencies.install_plan(training=training)
+
+    @staticmethod
+    def installDependencies(plan: Dict[str, object]) -> None:
+        from VoxMMSDSegmentationLib import dependencies
+
+        def install_torch() -> None:
+            try:
+                import PyTorchUtils
+            except ImportError:
+                raise RuntimeError("Training needs the PyTorch extension: install it from the Extensions Manager, "
+                                   "restart Slicer and try again.") from None
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
+                raise RuntimeError("PyTorch could not be installed.")
+
+        dependencies.install(plan, slicer.util.pip_install, install_torch)
+
+    # -- segmentation -----------------------------------------------------------
+    def startSegmentation(self, inputs: Dict[str, Any], options, **kwargs):
+        """Start a :class:`SegmentationJob` (poll it from a timer); raises for bad inputs."""
+        from VoxMMSDSegmentationLib.segmentation import SegmentationJob
+
+        job = SegmentationJob(slicer.mrmlScene, inputs, options, python=self.pythonExecutable(),
+                              env=self.engineEnvironment(), temp_root=Path(slicer.util.tempDirectory()), **kwargs)
+        return job.start()
+
+    def segment(self, inputs: Dict[str, Any], options=None, timeout: Optional[float] = None):
+        """Blocking segmentation (console, tests); returns the finished job or raises."""
+        from VoxMMSDSegmentationLib.commands import SegmentOptions
+
+        job = self.startSegmentation(inputs, options or SegmentOptions())
+        if job.run(timeout=timeout) != "finished":
+            raise RuntimeError(f"VoxMMSD segmentation {job.status}: {job.error}")
+        return job
+
+    def segmentFolder(self, data: Path, out: Path, options=None, timeout: Optional[float] = None, report=None):
+        """Batch: every case of ``data`` through the scene into ``out/<case_id>/`` + ``summary.csv``."""
+        from VoxMMSDSegmentationLib import batch
+        from VoxMMSDSegmentationLib.commands import SegmentOptions
+
+        return batch.segment_folder(slicer.mrmlScene, Path(data), Path(out), options or SegmentOptions(),
+                                    python=self.pythonExecutable(), env=self.engineEnvironment(), timeout=timeout,
+                                    report=report)
+
+    # -- training jobs ----------------------------------------------------------
+    @staticmethod
+    def knownRuns():
+        from VoxMMSDSegmentationLib import jobs
+
+        return jobs.KnownRuns(jobs.default_runs_file())
+
+    def _launch(self, kind: str, args: List[str], out: str):
+        from VoxMMSDSegmentationLib import jobs, process
+
+        if not out:
+            raise ValueError("Choose an output folder for the run.")
+        command = process.engine_command(args, self.pythonExecutable())
+        device = args[args.index("--device") + 1] if "--device" in args else "auto"
+        record, handle = jobs.launch(Path(out), kind, command, process.engine_environment(
+            self.engineEnvironment(), device))
+        self.knownRuns().add(Path(out))
+        self._handles = getattr(self, "_handles", []) + [handle]  # reaped while Slicer runs
+        return record
+
+    def startPretraining(self, options):
+        from VoxMMSDSegmentationLib.commands import pretrain_arguments
+
+        return self._launch("pretrain", pretrain_arguments(options), options.out)
+
+    def startFinetuning(self, options):
+        from VoxMMSDSegmentationLib.commands import finetune_arguments
+
+        return self._launch("finetune", finetune_arguments(options), options.out)
+
+    def jobStatuses(self):
+        for handle in getattr(self, "_handles", []):
+            handle.poll()
+        return self.knownRuns().statuses()
+
+    @staticmethod
+    def stopJob(run: Path) -> bool:
+        from VoxMMSDSegmentationLib import jobs
+
+        return jobs.stop(run)
+
+    def resumeJob(self, run: Path):
+        from VoxMMSDSegmentationLib import jobs, process
+
+        record, handle = jobs.resume(run, process.engine_environment(self.engineEnvironment()))
+        self._handles = getattr(self, "_handles", []) + [handle]
+        return record
+
+    @staticmethod
+    def lossPlot(status) -> Optional[Path]:
+        """A PNG of the run's losses (the engine's RUN/loss.png, else drawn from the events)."""
+        from VoxMMSDSegmentationLib.lossplot import plot_losses
+
+        target = Path(slicer.util.tempDirectory()) / f"voxmmsd-loss-{abs(hash(str(status.run_dir)))}.png"
+        try:
+            if plot_losses(status.events.history, target, title=status.run_dir.name):
+                return target
+        except ImportError:  # matplotlib not installed yet
+            pass
+        engine_png = status.run_dir / "loss.png"
+        return engine_png if engine_png.is_file() else None
+
+    @staticmethod
+    def formatDuration(seconds: float) -> str:
+        from VoxMMSDSegmentationLib.events import format_duration
+
+        return format_duration(seconds)
+
+
+# ---------------------------------------------------------------------------- test
+
+class VoxMMSDSegmentationTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer: the whole module on the bundled sample case (Resources/Sample/BraTS18-sample)."""
+
+    SAMPLE = Path(__file__).resolve().parent / "Resources" / "Sample" / "BraTS18-sample"
+
+    def setUp(self) -> None:
+        slicer.mrmlScene.Clear()
+
+    def runTest(self) -> None:
+        self.setUp()
+        self.test_segment_sample_case()
+
+    def test_segment_sample_case(self) -> None:
+        self.delayDisplay("Loading the sample case")
+        files = {key: sorted(self.SAMPLE.glob(f"*_{suffix}.nii.gz")) for key, suffix in
+                 (("t1n", "t1"), ("t1c", "t1ce"), ("t2w", "t2"), ("t2f", "flair"))}
+        if not all(files.values()):
+            self.delayDisplay(f"Sample case not found in {self.SAMPLE}; test skipped")
+            return
+        for paths in files.values():
+            slicer.util.loadVolume(str(paths[0]))
+        logic = VoxMMSDSegmentationLogic()
+        inputs = logic.assignInputs(slicer.mrmlScene)
+        self.assertTrue(all(inputs.values()), f"auto-assignment failed: {inputs}")
+        self.assertTrue(inputs["t1c"].GetName().endswith("t1ce"))
+        before = slicer.mrmlScene.GetNumberOfNodes()
+
+        self.delayDisplay("Segmenting (engine process)")
+        job = logic.segment(inputs, timeout=1800)
+        seg = job.result.segmentation
+        self.assertEqual(seg.GetNodeReferenceID("referenceImageGeometryRef"), inputs["t1c"].GetID())
+        self.assertGreater(seg.GetSegmentation().GetNumberOfSegments(), 0)
+        self.assertGreater(job.result.volumes_ml.get("WT", 0.0), 0.0)
+        self.assertGreater(job.result.table.GetNumberOfRows(), 2)
+
+        self.delayDisplay("Cancel leaves the scene as it was")
+        count = slicer.mrmlScene.GetNumberOfNodes()
+        job2 = logic.startSegmentation(inputs, job.options)
+        job2.cancel()
+        self.assertEqual(job2.status, "cancelled")
+        self.assertEqual(slicer.mrmlScene.GetNumberOfNodes(), count)
+        self.assertGreater(count, before)
+
+        self.delayDisplay("Batch through the Logic")
+        out = Path(tempfile.mkdtemp(prefix="voxmmsd-test-"))
+        try:
+            results = logic.segmentFolder(self.SAMPLE.parent, out, job.options, timeout=1800)
+            self.assertTrue(results and all(r.status == "finished" for r in results))
+            self.assertTrue((out / "summary.csv").is_file())
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
+        self.delayDisplay("Test passed")

@@ -1,0 +1,148 @@
+"""Follow an engine's JSON events: progress, losses, ETA, warnings, outcome.
+
+Lines are parsed by :func:`voxmmsd.jobs.events.parse_line` (the engine's own parser);
+anything that is not an event is a log line. :class:`EventState` folds events into
+what the GUI shows; it is plain Python so that it can be tested without Slicer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional, Tuple
+
+from voxmmsd.jobs.events import parse_line
+
+#: events that end a run, and the state they leave it in
+FINAL_EVENTS = {"done": "finished", "stopped": "stopped", "error": "failed"}
+
+
+@dataclass
+class EventState:
+    """What is known about a run from its events so far."""
+
+    stage: str = ""
+    iteration: int = 0
+    total: int = 0
+    message: str = ""
+    losses: Dict[str, float] = field(default_factory=dict)
+    lr: Optional[float] = None
+    eta_s: Optional[float] = None
+    outcome: Optional[str] = None  # finished / stopped / failed, once a final event arrived
+    error: str = ""
+    warnings: List[str] = field(default_factory=list)
+    outputs: Dict[str, Any] = field(default_factory=dict)
+    validation: Dict[str, Any] = field(default_factory=dict)
+    checkpoint: str = ""
+    #: (iteration, {loss name: value}) of every progress event with losses, for the loss plot
+    history: List[Tuple[int, Dict[str, float]]] = field(default_factory=list)
+    started: Optional[float] = None
+    last_time: Optional[float] = None
+
+    @property
+    def fraction(self) -> float:
+        """Progress in [0, 1]; 1 once finished."""
+        if self.outcome == "finished":
+            return 1.0
+        if self.total <= 0:
+            return 0.0
+        return min(1.0, max(0.0, self.iteration / float(self.total)))
+
+    def apply(self, event: Dict[str, Any]) -> None:
+        """Fold one event into the state."""
+        kind = str(event.get("event", "progress"))
+        self.stage = str(event.get("stage", self.stage))
+        when = event.get("time")
+        if isinstance(when, (int, float)):
+            self.last_time = float(when)
+            if self.started is None:
+                self.started = float(when)
+        if "message" in event and event["message"] is not None:
+            self.message = str(event["message"])
+        if kind == "start":
+            self.outcome, self.error = None, ""
+        if "iteration" in event and "total" in event:
+            self.iteration = _int(event.get("iteration"), self.iteration)
+            self.total = _int(event.get("total"), self.total)
+        if kind == "progress":
+            losses = _losses(event.get("losses"))
+            if losses:
+                self.losses = losses
+                self.history.append((self.iteration, losses))
+            if isinstance(event.get("lr"), (int, float)):
+                self.lr = float(event["lr"])
+            if isinstance(event.get("eta_s"), (int, float)):
+                self.eta_s = float(event["eta_s"])
+        elif kind == "warning":
+            self.warnings.append(str(event.get("message", "")))
+        elif kind == "checkpoint":
+            self.checkpoint = str(event.get("path", event.get("file", "")))
+        elif kind == "validation":
+            self.validation = {k: v for k, v in event.items() if k not in ("time", "stage", "event")}
+        if kind in FINAL_EVENTS:
+            self.outcome = FINAL_EVENTS[kind]
+            if kind == "error":
+                self.error = str(event.get("message", "the engine reported an error"))
+            if isinstance(event.get("outputs"), dict):
+                self.outputs = dict(event["outputs"])
+
+    def feed_line(self, line: str) -> Optional[Dict[str, Any]]:
+        """Apply ``line`` if it is an event; return the event (None for a log line)."""
+        event = parse_line(line)
+        if event is not None:
+            self.apply(event)
+        return event
+
+    def describe(self) -> str:
+        """One status line: ``iteration 120/1000 (12%) loss 0.412 ETA 5 min 3 s``."""
+        parts: List[str] = []
+        if self.stage:
+            parts.append(self.stage)
+        if self.total:
+            parts.append(f"{self.iteration}/{self.total} ({self.fraction:.0%})")
+        if self.losses:
+            parts.append(" ".join(f"{k} {v:.4g}" for k, v in sorted(self.losses.items())))
+        if self.eta_s is not None and self.outcome is None:
+            parts.append("ETA " + format_duration(self.eta_s))
+        if self.outcome:
+            parts.append(self.outcome + (f": {self.error}" if self.error else ""))
+        elif self.message:
+            parts.append(self.message)
+        return " | ".join(parts)
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _losses(value: Any) -> Dict[str, float]:
+    if not isinstance(value, dict):
+        return {}
+    out = {}
+    for k, v in value.items():
+        if isinstance(v, (int, float)) and math.isfinite(float(v)):
+            out[str(k)] = float(v)
+    return out
+
+
+def format_duration(seconds: float) -> str:
+    """``3 h 4 min``, ``5 min 3 s`` or ``12 s``."""
+    s = int(round(max(0.0, seconds)))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    if h:
+        return f"{h} h {m} min"
+    if m:
+        return f"{m} min {sec} s"
+    return f"{sec} s"
+
+
+def read_state(lines: List[str]) -> EventState:
+    """The state after all ``lines`` (e.g. a run's ``events.jsonl``)."""
+    state = EventState()
+    for line in lines:
+        state.feed_line(line)
+    return state

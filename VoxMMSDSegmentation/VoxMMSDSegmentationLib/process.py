@@ -1,0 +1,260 @@
+"""Run the engine as a separate process and follow its output without blocking the GUI.
+
+A reader thread puts every output line into a queue; the GUI drains it from a timer
+(:meth:`EngineProcess.poll`). :meth:`EngineProcess.cancel` kills the whole process
+tree; :func:`request_stop` asks a training run to checkpoint and stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple
+
+log = logging.getLogger(__name__)
+
+WINDOWS = sys.platform.startswith("win")
+#: folder holding the engine package ``voxmmsd`` (bundled next to the module)
+ENGINE_DIR = Path(__file__).resolve().parent.parent
+
+
+def engine_command(args: Sequence[str], python: Optional[str] = None) -> List[str]:
+    """``[python, -m, voxmmsd, *args]``; ``python`` defaults to this interpreter.
+
+    Inside Slicer pass the ``PythonSlicer`` executable (see :func:`slicer_python`).
+    """
+    return [python or sys.executable, "-m", "voxmmsd"] + [str(a) for a in args]
+
+
+def slicer_python(slicer_home: Optional[str]) -> Optional[str]:
+    """The ``PythonSlicer`` executable of a Slicer installation, or None if not found."""
+    if not slicer_home:
+        return None
+    for rel in ("bin/PythonSlicer", "bin/PythonSlicer.exe", "bin/python-real", "bin/python-real.exe"):
+        candidate = Path(slicer_home) / rel
+        if candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def engine_environment(base: Optional[Mapping[str, str]] = None, device: str = "auto") -> Dict[str, str]:
+    """Environment for an engine process: the bundled engine importable, unbuffered output.
+
+    ``device="cpu"`` hides the GPUs (``CUDA_VISIBLE_DEVICES=-1``) so nothing touches CUDA.
+    """
+    env = dict(os.environ if base is None else base)
+    paths = [str(ENGINE_DIR)] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONIOENCODING"] = "utf-8"
+    if device == "cpu":
+        env["CUDA_VISIBLE_DEVICES"] = "-1"
+    return env
+
+
+def _popen_group_kwargs(detached: bool) -> Dict[str, object]:
+    """Start the child in its own process group/session so that the tree can be signalled."""
+    if WINDOWS:
+        flags = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
+        if detached:
+            flags |= 0x00000008  # DETACHED_PROCESS
+        return {"creationflags": flags}
+    return {"start_new_session": True}
+
+
+class EngineProcess:
+    """One engine run whose stdout+stderr lines arrive in a queue.
+
+    Queue items are ``("line", text)`` and finally ``("exit", returncode)``.
+    """
+
+    def __init__(self, command: Sequence[str], env: Optional[Mapping[str, str]] = None,
+                 cwd: Optional[Path] = None) -> None:
+        self.command = [str(c) for c in command]
+        self.env = dict(env) if env is not None else None
+        self.cwd = cwd
+        self.proc: Optional[subprocess.Popen] = None
+        self.lines: "queue.Queue[Tuple[str, object]]" = queue.Queue()
+        self.cancelled = False
+        self._reader: Optional[threading.Thread] = None
+
+    def start(self) -> "EngineProcess":
+        log.info("starting engine: %s", " ".join(self.command))
+        self.proc = subprocess.Popen(
+            self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=self.env, cwd=str(self.cwd) if self.cwd else None, text=True, encoding="utf-8",
+            errors="replace", bufsize=1, **_popen_group_kwargs(detached=False),  # type: ignore[arg-type]
+        )
+        self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True,
+                                        name="voxmmsd-engine-reader")
+        self._reader.start()
+        return self
+
+    def _read(self, stream: IO[str]) -> None:
+        assert self.proc is not None
+        try:
+            for line in stream:
+                self.lines.put(("line", line.rstrip("\r\n")))
+        except (OSError, ValueError):  # stream closed by a kill
+            pass
+        finally:
+            self.lines.put(("exit", self.proc.wait()))
+
+    @property
+    def pid(self) -> Optional[int]:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def poll(self, max_items: int = 1000) -> List[Tuple[str, object]]:
+        """Everything that arrived since the last call (never blocks)."""
+        items: List[Tuple[str, object]] = []
+        while len(items) < max_items:
+            try:
+                items.append(self.lines.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def wait(self, timeout: Optional[float] = None) -> Optional[int]:
+        """Wait for the process and its reader; the return code (None on timeout)."""
+        if self.proc is None:
+            return None
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            return None
+        if self._reader is not None:
+            self._reader.join(timeout if timeout is not None else None)
+        return rc
+
+    def cancel(self, timeout: float = 10.0) -> None:
+        """Kill the whole process tree (children and grandchildren) and wait for it."""
+        if self.proc is None:
+            return
+        self.cancelled = True
+        kill_tree(self.proc.pid)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("engine process %d did not exit after a kill", self.proc.pid)
+
+
+def descendants(pid: int) -> List[int]:
+    """Process ids below ``pid`` (Linux ``/proc``; empty where that is unavailable)."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return []
+    children: Dict[int, List[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry.name))
+    out: List[int] = []
+    todo = [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def kill_tree(pid: int) -> None:
+    """Kill ``pid`` and everything it started, also children that left its process group."""
+    if WINDOWS:
+        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=False)
+        return
+    tree = descendants(pid)
+    try:
+        os.killpg(pid, signal.SIGKILL)  # the session started for the child: pgid == pid
+    except (ProcessLookupError, PermissionError):
+        pass
+    for p in [pid] + tree:
+        try:
+            os.kill(p, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+def request_stop(pid: int) -> bool:
+    """Ask a run to checkpoint and stop (SIGTERM; CTRL_BREAK on Windows). False if it is gone."""
+    try:
+        if WINDOWS:
+            os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
+        else:
+            os.kill(pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError, OSError):
+        return False
+    return True
+
+
+def process_start_time(pid: int) -> Optional[str]:
+    """An id of the process's start (Linux: clock ticks since boot), to tell a reused pid apart."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def pid_alive(pid: int, start_time: Optional[str] = None) -> bool:
+    """Whether ``pid`` runs (and, when ``start_time`` is known, is still the same process)."""
+    if pid <= 0:
+        return False
+    if WINDOWS:
+        return _windows_alive(pid)
+    stat_path = Path(f"/proc/{pid}/stat")
+    if stat_path.parent.parent.is_dir() and Path("/proc/self").exists():
+        try:
+            stat = stat_path.read_text()
+        except OSError:
+            return False
+        fields = stat.rsplit(")", 1)[1].split()
+        if fields[0] in ("Z", "X"):  # zombie: exited, not yet reaped
+            return False
+        return start_time is None or fields[19] == start_time
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _windows_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return False
+    code = ctypes.c_ulong()
+    ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    kernel32.CloseHandle(handle)
+    return bool(ok) and code.value == 259  # STILL_ACTIVE
+
+
+def wait_gone(pid: int, timeout: float, start_time: Optional[str] = None) -> bool:
+    """Poll until ``pid`` has exited; True if it did within ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if not pid_alive(pid, start_time):
+            return True
+        time.sleep(0.05)
+    return not pid_alive(pid, start_time)
