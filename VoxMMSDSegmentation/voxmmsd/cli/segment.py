@@ -1,17 +1,131 @@
-"""``voxmmsd segment``: placeholder until its issue lands."""
+"""``voxmmsd segment``: four sequences in, a labelled tumour segmentation out (one case, or a batch)."""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
-from voxmmsd.errors import VoxMMSDError
+from voxmmsd.cli.inspect import add_sequence_arguments, resolve_case
+
+log = logging.getLogger(__name__)
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("segment", help="(segment: not available in this version)")
+    p = sub.add_parser("segment", help="segment a brain tumour (one case or a folder of cases)",
+                       description="Segment a brain tumour from T1n, T1c, T2w and FLAIR. Writes "
+                                   "segmentation.nii.gz, segmentation.seg.nrrd, report.json and qc.png on the "
+                                   "T1c grid. With --batch, one sub-folder per case and summary.csv.")
+    p.add_argument("case", nargs="?", type=Path, help="case folder holding the four sequences")
+    add_sequence_arguments(p)
+    p.add_argument("--batch", type=Path, metavar="DATASET_DIR", help="segment every case of this folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--model", default=None, help="model id (ID or ID@VERSION) or package folder "
+                                                  "(default: voxmmsd-brats-default)")
+    p.add_argument("--backend", default="auto", choices=("auto", "torch", "onnx"),
+                   help="auto = PyTorch when installed, else ONNX Runtime")
+    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--precision", default="auto", choices=("auto", "bf16", "fp16", "fp32"),
+                   help="PyTorch backend precision (auto: bf16 where the hardware supports it)")
+    p.add_argument("--tta", action="store_true", help="mirroring test-time augmentation (8x slower)")
+    p.add_argument("--patch-size", type=int, nargs=3, metavar=("D", "H", "W"),
+                   help="sliding windows of this size instead of one pass over the whole brain")
+    p.add_argument("--overlap", type=float, default=None, help="window overlap (default: the model's, 0.5)")
+    p.add_argument("--register", action="store_true", help="rigidly co-register the other sequences onto T1c")
+    p.add_argument("--min-component-ml", type=float, default=0.0, help="remove tumour components smaller than this")
+    p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
+                   help="label values of the NIfTI output (legacy: ET = 4)")
+    p.add_argument("--no-qc", action="store_true", help="do not write qc.png")
+    p.add_argument("--shard", help="batch: this process's share i/n of the cases (0 <= i < n)")
+    p.add_argument("--redo", action="store_true", help="batch: segment cases that are already done again")
+    p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
+                   help="json: one JSON event per line on stdout")
     p.set_defaults(func=run)
 
 
+def _predictor(args: argparse.Namespace):
+    from voxmmsd.infer.predictor import Predictor, PredictorConfig
+    from voxmmsd.models.catalog import resolve_model
+
+    package = resolve_model(args.model)
+    cfg = PredictorConfig(backend=args.backend, device=args.device, precision=args.precision,
+                          tta=True if args.tta else None,
+                          patch_size=tuple(args.patch_size) if args.patch_size else None,
+                          overlap=args.overlap, min_component_ml=args.min_component_ml)
+    return Predictor(package, cfg)
+
+
 def run(args: argparse.Namespace) -> int:
-    raise VoxMMSDError("'voxmmsd segment' is not available in this version yet.")
+    from voxmmsd.errors import InputError, VoxMMSDError
+    from voxmmsd.io.atomic import ensure_writable_dir
+    from voxmmsd.jobs.events import EventWriter
+
+    events = EventWriter(stream=sys.stdout) if args.progress == "json" else None
+    try:
+        if args.batch is None and args.case is None and not any(getattr(args, k) for k in ("t1n", "t1c", "t2w", "t2f")):
+            raise InputError("Give a case folder, --t1n/--t1c/--t2w/--t2f images, or --batch DATASET_DIR.")
+        ensure_writable_dir(args.out)  # fail before any work
+        if args.batch is not None:
+            return _run_batch(args, events)
+        return _run_single(args, events)
+    except VoxMMSDError as exc:
+        if events:
+            events.emit("segment", "error", message=str(exc))
+        raise
+
+
+def _run_single(args: argparse.Namespace, events: Any) -> int:
+    from voxmmsd.infer.outputs import write_outputs
+
+    t0 = time.perf_counter()
+    files = resolve_case(args, require_all=False)
+    if events:
+        events.emit("segment", "start", total=3, message=f"case {files.case_id}")
+    predictor = _predictor(args)
+    if events:
+        events.emit("segment", "progress", iteration=1, total=3, message="model ready")
+
+    def progress(message: str, i: int, n: int) -> None:
+        if events and message != "done":
+            events.emit("segment", "progress", iteration=2, total=3, message=message)
+
+    pred = predictor.predict_files(files, register=args.register, progress=progress)
+    model = {"id": predictor.package.id, "version": predictor.package.version}
+    outputs = write_outputs(pred, args.out, model, predictor.package.label_table, args.labels, not args.no_qc,
+                            extra={"predictor": predictor.config.to_dict()})
+    for w in pred.warnings:
+        log.warning("%s", w)
+        if events:
+            events.emit("segment", "warning", message=w)
+    total = time.perf_counter() - t0
+    if events:
+        events.emit("segment", "done", outputs=outputs, volumes_ml=pred.volumes_ml, seconds=total)
+    else:
+        vols = ", ".join(f"{k} {v:.1f} mL" for k, v in pred.volumes_ml.items() if k in ("WT", "TC", "ET"))
+        sys.stdout.write(f"{files.case_id}: {vols} -> {args.out} ({total:.1f} s)\n")
+    return 0
+
+
+def _run_batch(args: argparse.Namespace, events: Any) -> int:
+    from voxmmsd.infer.batch import parse_shard, run_batch
+    from voxmmsd.io.discovery import find_dataset
+
+    shard = parse_shard(args.shard)
+    dataset = find_dataset(args.batch, require_all=False)
+    predictor = _predictor(args)
+    results = run_batch(predictor, dataset, args.out, register=args.register, convention=args.labels,
+                        shard=shard, events=events, progress_bar=args.progress == "bar", qc=not args.no_qc,
+                        redo=args.redo)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+    if events:
+        events.emit("segment", "done", outputs={"folder": str(args.out)}, counts=counts)
+    else:
+        sys.stdout.write(f"{counts['done']} segmented, {counts['skipped']} already done, {counts['failed']} failed "
+                         f"-> {args.out}\n")
+        for r in results:
+            if r.status == "failed":
+                sys.stdout.write(f"  FAILED {r.case_id}: {r.error}\n")
+    return 1 if counts["failed"] else 0

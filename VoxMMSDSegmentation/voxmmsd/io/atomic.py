@@ -23,6 +23,12 @@ def _suffix(path: Path) -> str:
     return path.suffix
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def ensure_writable_dir(folder: Path) -> Path:
     """Create ``folder`` if needed; raise :class:`InputError` if it cannot be written."""
     folder = Path(folder)
@@ -43,6 +49,7 @@ def atomic_path(path: Path) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp" + _suffix(path), dir=str(path.parent))
     os.close(fd)
     tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
     try:
         yield tmp_path
         os.replace(tmp_path, path)

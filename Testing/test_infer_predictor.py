@@ -1,0 +1,182 @@
+"""The predictor on synthetic cases: backends agree, geometry is kept, missing sequences, OOM fallback."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from test_models_package import build_tiny_package
+from voxmmsd import synthetic
+from voxmmsd.errors import InputError
+from voxmmsd.infer.backend import DeviceOutOfMemoryError
+from voxmmsd.infer.outputs import write_outputs
+from voxmmsd.infer.predictor import Predictor, PredictorConfig
+from voxmmsd.io.discovery import case_from_paths, find_case
+from voxmmsd.models.package import load_package
+
+
+@pytest.fixture(scope="module")
+def package(tmp_path_factory: pytest.TempPathFactory):
+    return load_package(build_tiny_package(tmp_path_factory.mktemp("pkg") / "tiny"))
+
+
+@pytest.fixture(scope="module")
+def tolerant(tmp_path_factory: pytest.TempPathFactory):
+    return load_package(build_tiny_package(tmp_path_factory.mktemp("pkg") / "tol", tolerates_missing=True))
+
+
+@pytest.fixture(scope="module")
+def oblique_case(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Non-identity direction, anisotropic spacing, and FLAIR on its own (coarser, rotated) grid."""
+    folder = tmp_path_factory.mktemp("cases") / "oblique"
+    geom = synthetic.default_geometry((44, 52, 30), spacing=(1.0, 1.1, 1.6),
+                                      direction=synthetic.rotation(2, 25).ravel())
+    flair = synthetic.default_geometry((36, 40, 26), spacing=(1.3, 1.4, 1.8),
+                                       direction=synthetic.rotation(0, 10).ravel())
+    synthetic.write_case(folder, "obl", seed=3, geometry=geom, grids={"t2f": flair})
+    return folder
+
+
+def test_torch_and_onnx_backends_give_the_same_labels(package, oblique_case: Path) -> None:
+    files = find_case(oblique_case)
+    labels = {}
+    for backend in ("torch", "onnx"):
+        pred = Predictor(package, PredictorConfig(backend=backend, precision="fp32")).predict_files(files)
+        assert pred.run["backend"] == backend and pred.run["mode"] == "whole"
+        labels[backend] = pred.label
+    counts = np.bincount(labels["torch"].ravel(), minlength=4)
+    assert (counts[1:] > 50).sum() >= 2, f"the test network must predict several classes, got {counts}"
+    assert (labels["torch"] == labels["onnx"]).mean() > 0.9999
+
+
+def test_bf16_windows_and_tta_stay_close_to_fp32(package, oblique_case: Path) -> None:
+    files = find_case(oblique_case)
+    case = Predictor(package, PredictorConfig(backend="onnx")).load(files)
+    ref = Predictor(package, PredictorConfig(backend="torch", precision="fp32")).predict(case).label
+    for cfg in (PredictorConfig(backend="torch", precision="bf16"),
+                PredictorConfig(backend="onnx", patch_size=(32, 32, 32), overlap=0.5),
+                PredictorConfig(backend="onnx", tta=True)):
+        pred = Predictor(package, cfg).predict(case)
+        assert (pred.label == ref).mean() > 0.9, cfg
+    assert Predictor(package, PredictorConfig(backend="onnx", tta=True)).predict(case).run["tta"] is True
+
+
+def test_outputs_have_exactly_the_reference_geometry(package, oblique_case: Path, tmp_path: Path) -> None:
+    files = find_case(oblique_case)
+    pred = Predictor(package, PredictorConfig(backend="onnx")).predict_files(files)
+    outputs = write_outputs(pred, tmp_path / "out", {"id": package.id, "version": package.version},
+                            package.label_table)
+    ref = sitk.ReadImage(str(files.sequences["t1c"]))
+    seg = sitk.ReadImage(outputs["segmentation"])
+    assert seg.GetSize() == ref.GetSize()
+    np.testing.assert_allclose(seg.GetSpacing(), ref.GetSpacing(), atol=1e-6)
+    np.testing.assert_allclose(seg.GetOrigin(), ref.GetOrigin(), atol=1e-5)
+    np.testing.assert_allclose(seg.GetDirection(), ref.GetDirection(), atol=1e-6)
+    assert np.array_equal(sitk.GetArrayFromImage(seg), pred.label)
+
+    import slicerio
+
+    nrrd = slicerio.read_segmentation(outputs["seg_nrrd"])
+    np.testing.assert_allclose(nrrd["ijkToLPS"], pred.geometry.ijk_to_lps(), atol=1e-5)
+    assert [s["name"] for s in nrrd["segments"]] == [e.name for e in package.label_table]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["qc.png", "report.json", "segmentation.nii.gz",
+                                                                   "segmentation.seg.nrrd"]
+    assert Path(outputs["qc"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def _without_flair(folder: Path):
+    files = find_case(folder)
+    return case_from_paths({k: v for k, v in files.sequences.items() if k != "t2f"}, case_id="noflair")
+
+
+def test_missing_sequence_refused_when_not_tolerated(package, oblique_case: Path) -> None:
+    with pytest.raises(InputError, match="T2-FLAIR.*does not tolerate"):
+        Predictor(package, PredictorConfig(backend="onnx")).predict_files(_without_flair(oblique_case))
+
+
+def test_missing_sequence_tolerated_with_a_warning(tolerant, oblique_case: Path, tmp_path: Path) -> None:
+    pred = Predictor(tolerant, PredictorConfig(backend="onnx")).predict_files(_without_flair(oblique_case))
+    assert any("T2-FLAIR" in w and "missing" in w for w in pred.warnings)
+    assert pred.label.shape == pred.geometry.shape
+    outputs = write_outputs(pred, tmp_path, {"id": "tol", "version": "0.1"}, tolerant.label_table)
+    import json
+
+    report = json.loads(Path(outputs["report"]).read_text())
+    assert any("T2-FLAIR" in w for w in report["warnings"])
+    assert set(report["volumes_ml"]) == {"WT", "TC", "ET", "NETC", "SNFH", "RC"}
+
+
+class ShrinkingDevice:
+    """A real ONNX backend behind a 'device' that runs out of memory above a voxel limit."""
+
+    def __init__(self, inner, limit: int, device: str = "cuda") -> None:
+        self.inner, self.limit, self.device, self.name = inner, limit, device, "onnx"
+        self.calls = []
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        self.calls.append(x.shape[2:])
+        if self.device != "cpu" and int(np.prod(x.shape[2:])) > self.limit:
+            raise DeviceOutOfMemoryError("cuda: test limit")
+        return self.inner.forward(x)
+
+    def on_cpu(self):
+        return ShrinkingDevice(self.inner, self.limit, "cpu")
+
+    def describe(self):
+        return {"backend": "onnx", "device": self.device, "precision": "float32"}
+
+
+def test_out_of_memory_falls_back_to_smaller_windows_then_cpu(package, oblique_case: Path) -> None:
+    from voxmmsd.infer.onnx_backend import OnnxBackend
+
+    inner = OnnxBackend(package, "cpu")
+    case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(oblique_case))
+    ref = Predictor(package, PredictorConfig(backend="onnx")).predict(case).label
+
+    dev = ShrinkingDevice(inner, limit=32 ** 3)  # the whole crop (48x48x32 padded) does not fit
+    pred = Predictor(package, PredictorConfig(), backend=dev).predict(case)
+    assert pred.run["mode"].startswith("windows (32")
+    assert any("Out of memory" in w for w in pred.warnings)
+    assert (pred.label == ref).mean() > 0.9
+
+    tiny = ShrinkingDevice(inner, limit=10)  # nothing fits: the CPU takes over
+    pred = Predictor(package, PredictorConfig(), backend=tiny).predict(case)
+    assert pred.run["device"] == "cpu" and any("the CPU" in w for w in pred.warnings)
+    assert (pred.label == ref).mean() > 0.9999
+
+
+def test_skull_strip_warning(package, tmp_path: Path) -> None:
+    paths = synthetic.write_case(tmp_path / "c", "c", seed=1)
+    img = sitk.ReadImage(str(paths["t1c"]))
+    arr = sitk.GetArrayFromImage(img)
+    arr[arr == 0] = 300  # 'skull and background' everywhere outside the brain
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(img)
+    sitk.WriteImage(out, str(paths["t1c"]))
+    case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(tmp_path / "c"))
+    assert any("skull-stripped" in w and "T1c" in w for w in case.warnings)
+
+
+def test_register_aligns_a_shifted_sequence(package, tmp_path: Path) -> None:
+    from voxmmsd.infer.register import load_case_registered
+
+    geom = synthetic.default_geometry((40, 48, 36))
+    shifted = synthetic.Geometry(geom.size, geom.spacing, tuple(o + d for o, d in zip(geom.origin, (3.0, -2.0, 0.0))),
+                                 geom.direction)
+    # the FLAIR file claims a grid 3 mm / 2 mm off: in physical space it is misaligned by that much
+    paths = synthetic.write_case(tmp_path / "c", "c", seed=2, geometry=geom)
+    img = sitk.ReadImage(str(paths["t2f"]))
+    img.SetOrigin(shifted.origin)
+    sitk.WriteImage(img, str(paths["t2f"]))
+    files = find_case(tmp_path / "c")
+    case = load_case_registered(files)
+    plain = Predictor(package, PredictorConfig(backend="onnx")).load(files)
+    truth = sitk.GetArrayFromImage(sitk.Cast(sitk.ReadImage(str(paths["t1c"])), sitk.sitkFloat32))
+    ref_flair = synthetic.sample_sequence(synthetic.random_phantom(2), geom, "t2f", seed=2).astype(np.float32)
+    err_reg = np.abs(case.channel("t2f") - ref_flair).mean()
+    err_plain = np.abs(plain.channel("t2f") - ref_flair).mean()
+    assert truth.shape == case.channel("t2f").shape
+    assert err_reg < 0.5 * err_plain
+    assert "registered" in case.resampled["t2f"]

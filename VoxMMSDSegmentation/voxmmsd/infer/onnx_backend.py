@@ -1,0 +1,76 @@
+"""The ONNX Runtime backend (CPU, or CUDA when its provider is present). Needs no PyTorch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, List
+
+import numpy as np
+
+from voxmmsd.errors import ConfigError, ModelError
+from voxmmsd.infer.backend import DeviceOutOfMemoryError
+from voxmmsd.models.package import ModelPackage
+
+log = logging.getLogger(__name__)
+
+
+def providers_for(device: str) -> List[str]:
+    """Execution providers for ``device`` (auto: CUDA first when present, always the CPU)."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    device = (device or "auto").lower()
+    if device == "cpu":
+        return ["CPUExecutionProvider"]
+    if device in ("auto", "") or device.startswith("cuda") or device == "gpu":
+        if "CUDAExecutionProvider" in available:
+            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        if device not in ("auto", ""):
+            raise ConfigError("A GPU was requested but ONNX Runtime has no CUDA provider (install "
+                              "onnxruntime-gpu), or use --device cpu.")
+        return ["CPUExecutionProvider"]
+    raise ConfigError(f"Unknown device {device!r}; use auto, cuda or cpu.")
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return "failed to allocate" in text or "out of memory" in text or "bfcarena" in text
+
+
+class OnnxBackend:
+    """The package's ``model.onnx`` in an ONNX Runtime session, built once."""
+
+    name = "onnx"
+
+    def __init__(self, package: ModelPackage, device: str = "auto") -> None:
+        import onnxruntime as ort
+
+        if package.onnx_path is None:
+            raise ModelError(f"Model {package.summary()} has no model.onnx; use the PyTorch backend or re-export it.")
+        self.package = package
+        self.providers = providers_for(device)
+        self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(package.onnx_path), sess_options=opts, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own exception types for a bad graph
+            raise ModelError(f"ONNX Runtime cannot load {package.onnx_path}: {str(exc).splitlines()[0]}. "
+                             f"Re-export the model ('voxmmsd export').") from None
+        self.input_name = self.session.get_inputs()[0].name
+        self.version = ort.__version__
+
+    def forward(self, x: np.ndarray) -> np.ndarray:
+        try:
+            return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an allocation failure
+            if self.device != "cpu" and is_out_of_memory(exc):
+                raise DeviceOutOfMemoryError(f"{self.device}: {str(exc).splitlines()[0]}") from None
+            raise
+
+    def on_cpu(self) -> "OnnxBackend":
+        return OnnxBackend(self.package, "cpu")
+
+    def describe(self) -> Dict[str, Any]:
+        return {"backend": self.name, "device": self.device, "onnxruntime": self.version,
+                "providers": list(self.providers), "precision": "float32"}

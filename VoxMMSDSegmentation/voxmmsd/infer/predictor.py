@@ -1,0 +1,218 @@
+"""The predictor: built once from a model package, then ``predict(case)`` / ``predict_files(files)``.
+
+Preprocessing is the package's own (the same as in training). The crop around the brain
+runs through the network in one pass when memory allows, else in Gaussian-blended
+windows; running out of device memory falls back to smaller windows, then to the CPU.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from voxmmsd.errors import ConfigError, InputError
+from voxmmsd.infer import window
+from voxmmsd.infer.backend import Backend, DeviceOutOfMemoryError, create_backend
+from voxmmsd.infer.memory import available_memory_bytes, max_whole_voxels
+from voxmmsd.infer.postprocess import argmax_labels, min_component_voxels, remove_small_components
+from voxmmsd.infer.tta import with_mirroring
+from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
+from voxmmsd.io.geometry import Geometry
+from voxmmsd.io.labels import volumes_ml
+from voxmmsd.io.reader import Case, load_case
+from voxmmsd.models.package import ModelPackage
+from voxmmsd.preprocessing import crop, prepare, restore, restore_scores
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """How inference runs (recorded in every report)."""
+
+    backend: str = "auto"  # auto | torch | onnx
+    device: str = "auto"  # auto | cpu | cuda
+    precision: str = "auto"  # auto | bf16 | fp16 | fp32 (PyTorch backend)
+    tta: Optional[bool] = None  # None: the package's default
+    #: window size (z, y, x); None: whole crop in one pass when memory allows
+    patch_size: Optional[Tuple[int, int, int]] = None
+    overlap: Optional[float] = None  # None: the package's default
+    #: fraction of the available memory a whole-crop pass on the CPU may use
+    memory_fraction: float = 0.6
+    min_component_ml: float = 0.0
+    channels_last: bool = True
+    mask_outside_brain: bool = True
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Prediction:
+    """A segmentation on the reference grid (internal BraTS 2023 labels) and what went into it."""
+
+    case_id: str
+    label: np.ndarray  # uint8 (z, y, x)
+    geometry: Geometry
+    reference_image: np.ndarray  # float32 (z, y, x), for the QC picture
+    volumes_ml: Dict[str, float]
+    warnings: List[str] = field(default_factory=list)
+    timings_s: Dict[str, float] = field(default_factory=dict)
+    inputs: Dict[str, Any] = field(default_factory=dict)
+    run: Dict[str, Any] = field(default_factory=dict)  # backend, device, precision, mode
+
+
+def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: bool) -> Tuple[np.ndarray, List[str]]:
+    """The (C, z, y, x) input in the package's channel order; missing sequences zero-filled if tolerated."""
+    missing = [s for s in sequences if s not in case.sequences]
+    if missing and not tolerates_missing:
+        names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
+        raise InputError(f"Case {case.case_id!r} has no {names}, and this model needs all of "
+                         f"{', '.join(SEQUENCE_NAMES[s] for s in sequences)} (it was not trained to tolerate a "
+                         f"missing sequence). Provide the missing image(s), or choose a model that tolerates "
+                         f"missing sequences.")
+    channels = [case.channel(s) if s in case.sequences else np.zeros(case.geometry.shape, np.float32)
+                for s in sequences]
+    warnings = [f"{SEQUENCE_NAMES[s]} is missing: segmented without it (the model tolerates a missing "
+                f"sequence, but expect lower accuracy)." for s in missing]
+    return np.stack(channels).astype(np.float32, copy=False), warnings
+
+
+class Predictor:
+    """Segment cases with one model package. Build once; call :meth:`predict` per case."""
+
+    def __init__(self, package: ModelPackage, config: Optional[PredictorConfig] = None,
+                 backend: Optional[Backend] = None) -> None:
+        self.package = package
+        self.config = config or PredictorConfig()
+        if self.config.overlap is not None and not 0 <= self.config.overlap < 1:
+            raise ConfigError(f"overlap must be in [0, 1), got {self.config.overlap}.")
+        self.backend = backend or create_backend(package, self.config.backend, self.config.device,
+                                                 self.config.precision, self.config.channels_last)
+        inf = package.inference
+        self.tta = bool(inf.get("tta", False)) if self.config.tta is None else self.config.tta
+        self.overlap = float(inf.get("overlap", 0.5)) if self.config.overlap is None else self.config.overlap
+        patch = self.config.patch_size or inf.get("patch_size")
+        self.patch = tuple(int(p) for p in patch) if patch else None
+        if self.patch and any(p % 16 for p in self.patch):
+            raise ConfigError(f"patch size {self.patch} must be multiples of 16.")
+        self.fallback_notes: List[str] = []
+
+    # -- running the network -------------------------------------------------------------
+    def _forward(self) -> window.Forward:
+        f = self.backend.forward
+        return with_mirroring(f) if self.tta else f
+
+    def _whole_allowed(self, shape: Tuple[int, ...]) -> bool:
+        if self.backend.device != "cpu":
+            return True  # try; out of memory falls back to windows
+        avail = available_memory_bytes()
+        budget = None if avail is None else int(avail * self.config.memory_fraction)
+        precision = self.backend.describe().get("precision", "float32")
+        return window.whole_fits(shape, max_whole_voxels(int(self.package.network["channels"][0]), precision, budget))
+
+    def _logits(self, image: np.ndarray, progress: Optional[Progress]) -> Tuple[np.ndarray, str]:
+        shape = tuple(image.shape[1:])
+        if self.patch is None and self._whole_allowed(shape):
+            plans: List[Optional[Tuple[int, int, int]]] = [None]
+        else:
+            plans = [self.patch or (128, 128, 128)]
+        plans += window.fallback_patches(plans[0])
+        for i, patch in enumerate(plans):
+            try:
+                return self._run_plan(image, patch, progress)
+            except DeviceOutOfMemoryError as exc:
+                nxt = plans[i + 1] if i + 1 < len(plans) else None
+                what = f"windows of {nxt[0]}^3" if nxt else "the CPU"
+                note = f"Out of memory on {self.backend.device} ({exc}); retrying with {what}."
+                log.warning("%s", note)
+                self.fallback_notes.append(note)
+        self.backend = self.backend.on_cpu()
+        return self._run_plan(image, self.patch if self.patch else None, progress)
+
+    def _run_plan(self, image: np.ndarray, patch: Optional[Tuple[int, int, int]],
+                  progress: Optional[Progress]) -> Tuple[np.ndarray, str]:
+        forward = self._forward()
+        if patch is None:
+            if progress:
+                progress("network: whole crop in one pass", 0, 1)
+            return window.whole(image, forward), "whole"
+        cb = (lambda i, n: progress(f"network: window {i}/{n}", i, n)) if progress else None
+        return window.sliding(image, forward, patch, self.overlap, gaussian=True, progress=cb), f"windows {patch}"
+
+    # -- public API ------------------------------------------------------------------------
+    def predict(self, case: Case, progress: Optional[Progress] = None) -> Prediction:
+        """Segment a loaded case; the label map lies on the case's reference grid."""
+        t0 = time.perf_counter()
+        self.fallback_notes = []
+        image, warnings = network_input(case, self.package.sequences, self.package.tolerates_missing)
+        spacing = case.geometry.spacing
+        prepared = prepare(image, spacing, self.package.preprocessing)
+        brain = np.any(crop(image, prepared.box) != 0, axis=0)  # on the crop grid
+        del image
+        t1 = time.perf_counter()
+        logits, mode = self._logits(prepared.image, progress)
+        t2 = time.perf_counter()
+        if tuple(prepared.image.shape[1:]) != tuple(prepared.crop_shape):
+            logits = restore_scores(logits, prepared)  # back to the crop grid
+        small = argmax_labels(logits)
+        if self.config.mask_outside_brain:
+            small[~brain] = 0
+        label = restore(small, prepared)
+        del logits
+        removed_note = []
+        n_min = min_component_voxels(self.config.min_component_ml, case.geometry.voxel_volume_ml)
+        if n_min:
+            label, removed = remove_small_components(label, n_min)
+            if removed:
+                removed_note.append(f"removed {removed} component(s) smaller than {self.config.min_component_ml} mL")
+        t3 = time.perf_counter()
+        if progress:
+            progress("done", 1, 1)
+        ref = case.channel(case.reference) if case.reference in case.sequences else case.image[0]
+        warnings = list(case.warnings) + warnings + self.fallback_notes
+        run = dict(self.backend.describe())
+        run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "notes": removed_note})
+        inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
+                  "reference": case.reference, "geometry": case.geometry.to_dict(),
+                  "resampled": dict(case.resampled)}
+        return Prediction(case.case_id, label, case.geometry, ref, volumes_ml(label, case.geometry.voxel_volume_ml),
+                          warnings, {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2},
+                          inputs, run)
+
+    def load(self, files: CaseFiles, register: bool = False) -> Case:
+        """Read a case the way this model needs it (missing sequences allowed only if tolerated)."""
+        allow = [s for s in ("t1n", "t1c", "t2w", "t2f")
+                 if s not in self.package.sequences or self.package.tolerates_missing]
+        missing = [s for s in self.package.sequences if s not in files.sequences]
+        if missing and not self.package.tolerates_missing:
+            names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
+            where = files.folder or files.case_id
+            raise InputError(f"Case {files.case_id!r} ({where}) has no {names}; this model needs every one of its "
+                             f"sequences (it does not tolerate a missing one). Provide the image(s) "
+                             f"(e.g. --{missing[0]} FILE) or choose a model that tolerates missing sequences.")
+        if register:
+            from voxmmsd.infer.register import load_case_registered
+
+            return load_case_registered(files, allow_missing=allow)
+        case = load_case(files, with_label=False, allow_missing=allow)
+        from voxmmsd.infer.register import skull_strip_warnings
+
+        case.warnings.extend(skull_strip_warnings(case))
+        return case
+
+    def predict_files(self, files: CaseFiles, register: bool = False,
+                      progress: Optional[Progress] = None) -> Prediction:
+        """Read, then segment, a case given by its files."""
+        t0 = time.perf_counter()
+        case = self.load(files, register)
+        t1 = time.perf_counter()
+        pred = self.predict(case, progress)
+        pred.timings_s = {"read": t1 - t0, **pred.timings_s}
+        return pred

@@ -1,0 +1,102 @@
+"""The per-user model cache: ``$VOXMMSD_HOME`` or the platform's user data folder.
+
+Layout: ``<root>/models/<id>/<version>/`` holds one model package;
+``<root>/downloads/`` holds (partial) downloads.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+from typing import List, Optional, Tuple
+
+from voxmmsd.errors import ModelError
+from voxmmsd.io.atomic import ensure_writable_dir
+from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package, read_model_json, replace_folder
+
+log = logging.getLogger(__name__)
+
+
+def cache_root() -> Path:
+    """``$VOXMMSD_HOME``; else ``%LOCALAPPDATA%\\voxmmsd``, ``~/Library/Application Support/voxmmsd``
+    or ``$XDG_DATA_HOME/voxmmsd`` (default ``~/.local/share/voxmmsd``)."""
+    env = os.environ.get("VOXMMSD_HOME")
+    if env:
+        return Path(env).expanduser()
+    home = Path.home()
+    if sys.platform.startswith("win"):
+        return Path(os.environ.get("LOCALAPPDATA", home / "AppData" / "Local")) / "voxmmsd"
+    if sys.platform == "darwin":
+        return home / "Library" / "Application Support" / "voxmmsd"
+    return Path(os.environ.get("XDG_DATA_HOME", home / ".local" / "share")) / "voxmmsd"
+
+
+def models_dir() -> Path:
+    return cache_root() / "models"
+
+
+def downloads_dir() -> Path:
+    return cache_root() / "downloads"
+
+
+def _version_key(v: str) -> Tuple:
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in v.replace("-", ".").split("."))
+
+
+def installed() -> List[Tuple[str, str, Path]]:
+    """(id, version, folder) of every cached package (not verified)."""
+    root = models_dir()
+    out = []
+    if root.is_dir():
+        for mid in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            for ver in sorted((p for p in mid.iterdir() if (p / MODEL_JSON).is_file()),
+                              key=lambda p: _version_key(p.name)):
+                out.append((mid.name, ver.name, ver))
+    return out
+
+
+def find_installed(model_id: str, version: Optional[str] = None) -> Optional[Path]:
+    """The cached folder of ``model_id`` (newest version unless ``version``), or None."""
+    cands = [(v, p) for i, v, p in installed() if i == model_id and (version is None or v == version)]
+    return cands[-1][1] if cands else None
+
+
+def add_package(folder: Path) -> ModelPackage:
+    """Copy a verified package folder into the cache (replacing the same id and version)."""
+    pkg = load_package(folder)
+    target = models_dir() / pkg.id / pkg.version
+    ensure_writable_dir(target.parent)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{pkg.version}.", suffix=".tmp", dir=str(target.parent)))
+    try:
+        shutil.rmtree(tmp)
+        shutil.copytree(folder, tmp)
+        load_package(tmp)  # verify the copy
+        replace_folder(tmp, target)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    log.info("model %s installed in %s", pkg.summary(), target)
+    return load_package(target, verify=False)
+
+
+def remove(model_id: str, version: Optional[str] = None) -> List[Path]:
+    """Delete cached versions of ``model_id`` (all, or one); return what was removed."""
+    gone = [p for i, v, p in installed() if i == model_id and (version is None or v == version)]
+    if not gone:
+        raise ModelError(f"Model {model_id}{' ' + version if version else ''} is not installed "
+                         f"(see 'voxmmsd models list').")
+    for p in gone:
+        shutil.rmtree(p)
+    parent = models_dir() / model_id
+    if parent.is_dir() and not any(parent.iterdir()):
+        parent.rmdir()
+    return gone
+
+
+def describe(folder: Path) -> str:
+    meta = read_model_json(folder)
+    return f"{meta['id']} {meta['version']}"

@@ -1,0 +1,192 @@
+"""The model catalog (``Resources/models/catalog.json``), installing from it, and finding a model by id.
+
+A catalog entry names a zip or tar.gz archive of one model package with its size and
+SHA-256. ``resolve_model`` finds a model given as a package folder, or by id (``ID`` or
+``ID@VERSION``) among the bundled models (``Resources/models/<id>/``) and the per-user cache.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tarfile
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Tuple
+
+from voxmmsd.errors import ModelError
+from voxmmsd.models import cache
+from voxmmsd.models.download import ProgressFn, download
+from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "voxmmsd-brats-default"
+CATALOG_SCHEMA = Path(__file__).with_name("catalog.schema.json")
+
+
+def resources_dir() -> Path:
+    """``$VOXMMSD_RESOURCES``, else ``Resources/models`` next to the installed Slicer module, else the
+    source tree's top-level ``Resources/models``."""
+    env = os.environ.get("VOXMMSD_RESOURCES")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve()
+    candidates = [here.parents[2] / "Resources" / "models", here.parents[3] / "Resources" / "models"]
+    for folder in candidates:
+        if (folder / "catalog.json").is_file():
+            return folder
+    return candidates[-1]
+
+
+def catalog_path() -> Path:
+    return Path(os.environ.get("VOXMMSD_CATALOG", str(resources_dir() / "catalog.json")))
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    id: str
+    version: str
+    name: str
+    url: str
+    size: int
+    sha256: str
+    description: str = ""
+    license: str = ""
+
+    @classmethod
+    def from_dict(cls, d: Dict[str, Any]) -> "CatalogEntry":
+        return cls(d["id"], d["version"], d["name"], d["url"], int(d["size"]), d["sha256"].lower(),
+                   d.get("description", ""), d.get("license", ""))
+
+
+def load_catalog(path: Optional[Path] = None) -> List[CatalogEntry]:
+    """The entries of the catalog at ``path`` (default :func:`catalog_path`), schema-checked."""
+    import jsonschema
+
+    path = Path(path) if path else catalog_path()
+    if not path.is_file():
+        return []
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+        with open(CATALOG_SCHEMA, encoding="utf-8") as f:
+            jsonschema.validate(data, json.load(f))
+    except ValueError as exc:  # JSONDecodeError and jsonschema.ValidationError are ValueErrors
+        msg = getattr(exc, "message", str(exc))
+        raise ModelError(f"Model catalog {path} is invalid: {msg}. Fix or restore the file.") from None
+    return [CatalogEntry.from_dict(d) for d in data["models"]]
+
+
+def split_spec(spec: str) -> Tuple[str, Optional[str]]:
+    """``id@version`` -> (id, version); ``id`` -> (id, None)."""
+    if "@" in spec:
+        mid, ver = spec.split("@", 1)
+        return mid, ver or None
+    return spec, None
+
+
+def find_entry(spec: str, entries: Optional[List[CatalogEntry]] = None) -> CatalogEntry:
+    mid, ver = split_spec(spec)
+    entries = load_catalog() if entries is None else entries
+    cands = [e for e in entries if e.id == mid and (ver is None or e.version == ver)]
+    if not cands:
+        known = ", ".join(sorted({e.id for e in entries})) or "none"
+        raise ModelError(f"Model {spec!r} is not in the catalog {catalog_path()} (known: {known}). "
+                         f"Import a package folder with 'voxmmsd models import FOLDER'.")
+    return cands[-1]
+
+
+def bundled(model_id: str, version: Optional[str] = None) -> Optional[Path]:
+    """A package shipped in ``Resources/models/<id>/`` (itself a package, or one sub-folder per version)."""
+    base = resources_dir() / model_id
+    if (base / MODEL_JSON).is_file():
+        if version is None or json.loads((base / MODEL_JSON).read_text(encoding="utf-8")).get("version") == version:
+            return base
+        return None
+    if version is not None:
+        return base / version if (base / version / MODEL_JSON).is_file() else None
+    if base.is_dir():
+        versions = sorted((p for p in base.iterdir() if (p / MODEL_JSON).is_file()),
+                          key=lambda p: cache._version_key(p.name))
+        return versions[-1] if versions else None
+    return None
+
+
+def resolve_model(spec: Optional[str] = None) -> ModelPackage:
+    """A verified package from a folder path, or from an id (bundled first, then the user cache)."""
+    spec = spec or DEFAULT_MODEL
+    as_path = Path(spec).expanduser()
+    if as_path.is_dir() or os.sep in spec or spec.startswith("."):
+        return load_package(as_path)
+    mid, ver = split_spec(spec)
+    folder = bundled(mid, ver) or cache.find_installed(mid, ver)
+    if folder is not None:
+        return load_package(folder)
+    hint = ""
+    try:
+        if any(e.id == mid for e in load_catalog()):
+            hint = f" Install it with 'voxmmsd models install {spec}'."
+    except ModelError:
+        pass
+    have = ", ".join(sorted({i for i, _, _ in cache.installed()})) or "none"
+    raise ModelError(f"Unknown model {spec!r}: not bundled in {resources_dir()} and not installed in "
+                     f"{cache.models_dir()} (installed: {have}).{hint or ' See voxmmsd models list.'}")
+
+
+def _safe_extract(archive: Path, into: Path) -> None:
+    """Extract a zip or tar archive, refusing members that would land outside ``into``."""
+    root = into.resolve()
+
+    def check(name: str) -> None:
+        target = (into / name).resolve()
+        if root != target and root not in target.parents:
+            raise ModelError(f"Archive {archive} holds an unsafe path {name!r}; refused.")
+
+    if zipfile.is_zipfile(archive):
+        with zipfile.ZipFile(archive) as z:
+            for n in z.namelist():
+                check(n)
+            z.extractall(into)
+        return
+    try:
+        with tarfile.open(archive) as t:
+            members = t.getmembers()
+            for m in members:
+                check(m.name)
+                if m.issym() or m.islnk() or m.isdev():
+                    raise ModelError(f"Archive {archive} holds a link or device {m.name!r}; refused.")
+            t.extractall(into, members=members)
+    except tarfile.TarError as exc:
+        raise ModelError(f"{archive} is not a zip or tar archive ({exc}).") from None
+
+
+def _package_folder(root: Path) -> Path:
+    found = [p.parent for p in root.rglob(MODEL_JSON)]
+    if len(found) != 1:
+        raise ModelError(f"The downloaded archive holds {len(found)} model packages; expected exactly one.")
+    return found[0]
+
+
+def install(spec: str, progress: Optional[ProgressFn] = None,
+            entries: Optional[List[CatalogEntry]] = None) -> ModelPackage:
+    """Download (resuming), verify and install a catalog model into the user cache."""
+    entry = find_entry(spec, entries)
+    name = f"{entry.id}-{entry.version}" + (".zip" if entry.url.endswith(".zip") else ".tar.gz")
+    archive = download(entry.url, cache.downloads_dir() / name, entry.sha256, entry.size, progress)
+    tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=str(cache.downloads_dir())))
+    try:
+        _safe_extract(archive, tmp)
+        folder = _package_folder(tmp)
+        pkg = load_package(folder)
+        if (pkg.id, pkg.version) != (entry.id, entry.version):
+            raise ModelError(f"The archive for {entry.id} {entry.version} holds {pkg.summary()}; refused.")
+        installed_pkg = cache.add_package(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    archive.unlink()
+    return installed_pkg
