@@ -71,3 +71,36 @@ def verify_onnx(model: "nn.Module", path: Path, in_channels: int, shape: Tuple[i
         raise ModelError(f"ONNX export {path} disagrees with PyTorch (max difference {diff:.3g}, "
                          f"shapes {got.shape} vs {ref.shape}). Report this as a bug.")
     return diff
+
+
+def compact_onnx_fp16(path: Path, min_elements: int = 1024) -> Path:
+    """Store the large float32 weights of an ONNX file as float16, each followed by a Cast to float32.
+
+    Halves the file; ONNX Runtime folds the casts when the session starts, so inference still
+    runs in float32. The weights lose what float16 cannot hold (relative error ~5e-4).
+    """
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    path = Path(path)
+    model = onnx.load(str(path))
+    graph = model.graph
+    casts, keep, halves = [], [], []
+    for init in graph.initializer:
+        if init.data_type == TensorProto.FLOAT and int(np.prod(init.dims)) >= min_elements:
+            half = numpy_helper.to_array(init).astype(np.float16)
+            halves.append(numpy_helper.from_array(half, init.name + "__fp16"))
+            casts.append(helper.make_node("Cast", [init.name + "__fp16"], [init.name], to=TensorProto.FLOAT,
+                                          name=init.name + "__cast"))
+        else:
+            keep.append(init)
+    nodes = casts + list(graph.node)
+    del graph.initializer[:]
+    graph.initializer.extend(keep + halves)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    with atomic_path(path) as tmp:
+        onnx.save(model, str(tmp))
+    log.info("ONNX weights stored as float16: %d tensors", len(halves))
+    return path

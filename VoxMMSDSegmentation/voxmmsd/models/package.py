@@ -218,12 +218,14 @@ def save_package(folder: Path, state_dict: Mapping[str, "torch.Tensor"], network
                  training: Optional[Dict[str, Any]] = None, metrics: Optional[Dict[str, Any]] = None,
                  export_onnx: bool = True, description: str = "", name: Optional[str] = None,
                  license: str = "research use only", citation: str = "",
-                 inference: Optional[Dict[str, Any]] = None) -> Path:
+                 inference: Optional[Dict[str, Any]] = None, half_precision: bool = False) -> Path:
     """Write a model package to ``folder`` atomically (built in a temporary folder, then renamed).
 
     ``state_dict`` must fit ``network`` exactly. An existing package at ``folder`` is
-    replaced only once the new one is complete.
+    replaced only once the new one is complete. ``half_precision`` stores the weights (and
+    the ONNX file's weights) as float16 to halve the package; computation stays float32.
     """
+    from voxmmsd.models.export import compact_onnx_fp16, verify_onnx
     from voxmmsd.models.export import export_onnx as _export
     from voxmmsd.nets.unet import VoxUNet
     from voxmmsd.nets.weights import load_into, save_weights
@@ -235,14 +237,20 @@ def save_package(folder: Path, state_dict: Mapping[str, "torch.Tensor"], network
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=str(folder.parent)))
     try:
         model = VoxUNet(network)
+        if half_precision:  # round first, so that both files hold the same numbers
+            state_dict = {k: (v.half() if v.is_floating_point() else v) for k, v in state_dict.items()}
         load_into(model, state_dict, strict=True)
         model.eval()
         state = {k: v for k, v in model.state_dict().items()}
         save_weights(state, tmp / WEIGHTS, metadata={"id": model_id, "version": str(version),
-                                                     "network": network.to_dict()})
+                                                     "network": network.to_dict()},
+                     dtype=torch_half() if half_precision else None)
         files = {WEIGHTS: sha256_file(tmp / WEIGHTS)}
         if export_onnx:
             _export(model, tmp / ONNX, network.in_channels)
+            if half_precision:
+                compact_onnx_fp16(tmp / ONNX)
+                verify_onnx(model, tmp / ONNX, network.in_channels, tolerance=1e-2)
             files[ONNX] = sha256_file(tmp / ONNX)
         meta = build_meta(network, preprocessing, model_id=model_id, version=version, sequences=sequences,
                           tolerates_missing=tolerates_missing, training=training, metrics=metrics,
@@ -257,6 +265,12 @@ def save_package(folder: Path, state_dict: Mapping[str, "torch.Tensor"], network
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("model package written: %s", folder)
     return folder
+
+
+def torch_half() -> Any:
+    import torch
+
+    return torch.float16
 
 
 def replace_folder(new: Path, target: Path) -> None:
