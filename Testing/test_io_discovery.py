@@ -121,3 +121,13 @@ def test_dicom_series_subfolder(tmp_path: Path) -> None:
     np.testing.assert_allclose(case.geometry.spacing, t1c.GetSpacing(), atol=1e-4)
     np.testing.assert_allclose(case.geometry.origin, t1c.GetOrigin(), atol=1e-3)
     np.testing.assert_array_equal(case.channel("t1c"), sitk.GetArrayFromImage(t1c))
+
+
+def test_grouped_dataset_and_duplicate_ids(tmp_path: Path) -> None:
+    synthetic.write_dataset(tmp_path / "all" / "siteA", n=2)
+    synthetic.write_case(tmp_path / "all" / "siteB" / "b1", "b1", seed=7)
+    ds = find_dataset(tmp_path / "all")
+    assert sorted(c.case_id for c in ds.cases) == ["b1", "case000", "case001"]
+    synthetic.write_case(tmp_path / "all" / "siteB" / "case000", "case000", seed=8)
+    with pytest.raises(InputError, match="Two cases are named 'case000'"):
+        find_dataset(tmp_path / "all")

@@ -220,8 +220,28 @@ def _nnunet_cases(root: Path) -> List[CaseFiles]:
     return cases
 
 
+def _folder_cases(root: Path, depth: int) -> List[CaseFiles]:
+    """Cases in the sub-folders of ``root``; a sub-folder holding no images but case folders (a site,
+    a cohort) is searched too, ``depth`` levels deep. Case ids must be unique."""
+    cases: List[CaseFiles] = []
+    for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        case = find_case(sub, require_all=False)
+        if case.sequences:
+            cases.append(case)
+        elif depth > 1:
+            cases.extend(_folder_cases(sub, depth - 1))
+    seen: Dict[str, Path] = {}
+    for case in cases:
+        if case.case_id in seen:
+            raise InputError(f"Two cases are named {case.case_id!r}: {seen[case.case_id]} and {case.folder}. "
+                             f"Rename one of the folders.")
+        seen[case.case_id] = case.folder  # type: ignore[assignment]
+    return cases
+
+
 def find_dataset(root: Path, require_all: bool = True, require_labels: bool = False) -> DataSet:
-    """All cases under ``root``: one sub-folder per case, or nnU-Net ``imagesTr/labelsTr``.
+    """All cases under ``root``: one sub-folder per case (grouping folders one level deeper are
+    searched too), or nnU-Net ``imagesTr/labelsTr``.
 
     A folder that itself holds one case's four sequences is a data set of one case.
     """
@@ -233,11 +253,7 @@ def find_dataset(root: Path, require_all: bool = True, require_labels: bool = Fa
         layout = "nnunet"
     else:
         layout = "folders"
-        cases = []
-        for sub in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-            case = find_case(sub, require_all=False)
-            if case.sequences:
-                cases.append(case)
+        cases = _folder_cases(root, depth=2)
         if not cases:
             single = find_case(root, require_all=False)
             if single.sequences:
