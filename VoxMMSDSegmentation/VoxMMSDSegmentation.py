@@ -34,8 +34,31 @@ log = logging.getLogger("VoxMMSDSegmentation")
 
 SEQUENCE_TITLES = (("t1n", "T1 native"), ("t1c", "T1 post-contrast (reference)"), ("t2w", "T2-weighted"),
                    ("t2f", "T2-FLAIR"))
-CITATION = ("Vox-MMSD: voxel-wise multi-scale and multi-modal self-distillation for self-supervised brain tumor "
-            "segmentation (Zhou et al.). Please cite it when you publish results obtained with this module.")
+CITATION = ("Vox-MMSD: Voxel-wise Multi-scale and Multi-modal Self-Distillation for Self-supervised Brain Tumor "
+            "Segmentation, IEEE Journal of Biomedical and Health Informatics, 2025, doi:10.1109/JBHI.2025.3592116. "
+            "Please cite it, and the BraTS papers for the bundled model and sample, when you publish results "
+            "obtained with this module.")
+SAMPLE_DIR = Path(__file__).resolve().parent / "Resources" / "Sample" / "BraTS18-sample"
+SAMPLE_FILES = (("t1", "BraTS18-sample_t1"), ("t1ce", "BraTS18-sample_t1ce"), ("t2", "BraTS18-sample_t2"),
+                ("flair", "BraTS18-sample_flair"))
+
+
+def registerSampleData() -> None:
+    """Offer the bundled real case (four sequences) in Slicer's Sample Data module, category VoxMMSD."""
+    import SampleData
+
+    if not SAMPLE_DIR.is_dir():
+        return
+    files = [SAMPLE_DIR / f"{stem}.nii.gz" for _, stem in SAMPLE_FILES]
+    SampleData.SampleDataLogic.registerCustomSampleDataSource(
+        category="VoxMMSD",
+        sampleName="BraTS18-sample",
+        uris=[p.as_uri() for p in files],
+        fileNames=[p.name for p in files],
+        nodeNames=[stem for _, stem in SAMPLE_FILES],
+        thumbnailFileName=str(Path(__file__).resolve().parent / "Resources" / "Icons" / "VoxMMSDSegmentation.png"),
+        loadFileType="VolumeFile",
+    )
 
 
 class VoxMMSDSegmentation(ScriptedLoadableModule):
@@ -51,6 +74,7 @@ class VoxMMSDSegmentation(ScriptedLoadableModule):
             "fine-tuning) as background jobs. The segmentation runs in a separate process with ONNX Runtime; "
             "training needs the PyTorch extension. See docs/slicer.md in the source tree.")
         self.parent.acknowledgementText = CITATION
+        slicer.app.connect("startupCompleted()", registerSampleData)
 
 
 # ---------------------------------------------------------------------------- parameters
