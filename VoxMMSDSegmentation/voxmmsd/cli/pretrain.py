@@ -1,17 +1,60 @@
-"""``voxmmsd pretrain``: placeholder until its issue lands."""
+"""``voxmmsd pretrain``: self-supervised Vox-MMSD pre-training on unlabelled four-sequence cases."""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-from voxmmsd.errors import VoxMMSDError
+from voxmmsd.errors import ConfigError
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("pretrain", help="(pretrain: not available in this version)")
+    p = sub.add_parser(
+        "pretrain", help="self-supervised pre-training (SiaBloMM + ORMS + multi-scale self-distillation)",
+        description="Pre-train the U-Net on unlabelled cases (labels, if present, are ignored). Writes "
+                    "RUN/config.yaml, events.jsonl, log.txt, checkpoints/last.pt, tensorboard/, loss.png and "
+                    "backbone.safetensors (load it into fine-tuning with --init). Ctrl-C or SIGTERM writes a "
+                    "checkpoint and stops; continue with --resume RUN. Several GPUs: torchrun --nproc_per_node=N "
+                    "-m voxmmsd pretrain ...")
+    p.add_argument("--data", type=Path, help="data set folder (one sub-folder per case, or nnU-Net imagesTr/)")
+    p.add_argument("--out", type=Path, help="run folder to create")
+    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last checkpoint")
+    p.add_argument("--max-iters", type=int, metavar="N", help="total iterations of the run (schedules span them)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
+    p.add_argument("--config", type=Path, metavar="FILE.yaml", help="settings file (see docs/pretraining.md)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one setting, e.g. --set crop_size=64,64,64 --set network.channels=16,32,64,128,256")
+    p.add_argument("--cache", type=Path, help="preprocessing cache folder (default: per-user cache)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (events.jsonl is still written)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    raise VoxMMSDError("'voxmmsd pretrain' is not available in this version yet.")
+    from voxmmsd.pretrain.config import load_config
+    from voxmmsd.pretrain.loop import run_pretraining
+
+    if args.max_iters is not None and args.max_iters <= 0:
+        raise ConfigError(f"--max-iters must be positive, got {args.max_iters}.")
+    if args.resume is not None:
+        if args.config is not None or args.overrides:
+            raise ConfigError("--resume continues a run with its own settings (RUN/config.yaml); --config and "
+                              "--set cannot change them. Start a new run to change settings.")
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise ConfigError("--resume RUN writes into RUN; leave out --out (or give the same folder).")
+        return run_pretraining(None, args.resume, resume=True, device=args.device, max_iters=args.max_iters,
+                               show_progress=not args.no_progress)
+    if args.out is None:
+        raise ConfigError("Give the run folder with --out RUN (or --resume RUN to continue one).")
+    base = {}
+    if args.data is not None:
+        base["data"] = str(args.data)
+    if args.cache is not None:
+        base["cache"] = str(args.cache)
+    cfg = load_config(args.config, args.overrides, base=None)
+    cfg = load_config(None, [], base={**cfg.to_dict(), **base})
+    if (Path(args.out) / "checkpoints" / "last.pt").exists():
+        raise ConfigError(f"{args.out} already holds a run. Continue it with --resume {args.out}, or choose "
+                          f"another --out folder.")
+    return run_pretraining(cfg, args.out, resume=False, device=args.device, max_iters=args.max_iters,
+                           show_progress=not args.no_progress)

@@ -1,0 +1,284 @@
+"""The pre-training job: data, model, teacher, schedules, the loop, checkpoints, stop/resume, DDP.
+
+Run folder: ``config.yaml``, ``events.jsonl``, ``log.txt``, ``checkpoints/last.pt``,
+``tensorboard/``, ``loss.png``, ``backbone.safetensors``. Only rank 0 writes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+import torch
+from torch import nn
+
+from voxmmsd.errors import ConfigError, InputError, VoxMMSDError
+from voxmmsd.io.atomic import ensure_writable_dir, write_text
+from voxmmsd.jobs import distributed as dist_utils
+from voxmmsd.jobs.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from voxmmsd.jobs.device import autocast_dtype, select_device
+from voxmmsd.jobs.events import EventWriter
+from voxmmsd.jobs.stop import StopFlag
+from voxmmsd.pretrain import outputs
+from voxmmsd.pretrain.config import PretrainConfig, check, to_yaml
+from voxmmsd.pretrain.data import check_crop_fits, default_cache_dir, prepare_cases
+from voxmmsd.pretrain.dataset import IterationBatches, PairDataset
+from voxmmsd.pretrain.loss import DistillationLoss
+from voxmmsd.pretrain.model import PretrainNet
+from voxmmsd.pretrain.optim import apply_schedules, make_optimizer, make_schedules
+from voxmmsd.pretrain.step import compute_losses
+from voxmmsd.pretrain.teacher import ema_update, make_teacher
+
+log = logging.getLogger(__name__)
+STAGE = "pretrain"
+
+
+class Trainer:
+    """State of a run: student (maybe DDP-wrapped), teacher, loss centre, optimiser, scaler, history."""
+
+    def __init__(self, cfg: PretrainConfig, device: torch.device, info: dist_utils.DistInfo) -> None:
+        self.cfg, self.device, self.info = cfg, device, info
+        torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        self.net = PretrainNet(cfg.network, cfg.out_dim, cfg.head_hidden).to(device)
+        if cfg.channels_last:
+            self.net = self.net.to(memory_format=torch.channels_last_3d)
+        self.teacher = make_teacher(self.net)
+        self.loss_fn = DistillationLoss(cfg.out_dim, cfg.center_momentum).to(device)
+        self.optimizer = make_optimizer(self.net, cfg)
+        self.amp_dtype = autocast_dtype(device, cfg.precision)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.schedules = make_schedules(cfg)
+        self.history: Dict[str, List[float]] = {"iteration": [], "loss": [], "distill": [], "recon": []}
+        self.iteration = 0
+        self.student: nn.Module = self.net
+        if info.enabled:
+            ids = [device.index] if device.type == "cuda" else None
+            self.student = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
+        torch.manual_seed(cfg.seed + 1000 * info.rank)  # dropout differs per rank
+
+    def state(self) -> Dict[str, Any]:
+        return {"format": "voxmmsd-pretrain-1", "iteration": self.iteration, "config": self.cfg.to_dict(),
+                "student": self.net.state_dict(), "teacher": self.teacher.state_dict(),
+                "loss": self.loss_fn.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict(), "rng": rng_state(), "history": self.history}
+
+    def load(self, ckpt: Dict[str, Any]) -> None:
+        self.net.load_state_dict(ckpt["student"])
+        self.teacher.load_state_dict(ckpt["teacher"])
+        self.loss_fn.load_state_dict(ckpt["loss"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        self.history = {k: list(v) for k, v in ckpt.get("history", self.history).items()}
+        self.iteration = int(ckpt["iteration"])
+        set_rng_state(ckpt["rng"])
+        if self.info.rank:  # per-rank dropout stream, derived reproducibly from the saved one
+            torch.manual_seed(int(torch.randint(0, 2 ** 62, (1,)).item()) + self.info.rank)
+
+    def step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        cfg, it = self.cfg, self.iteration
+        values = self.schedules.at(it)
+        apply_schedules(self.optimizer, values)
+        self.net.train()
+        total, parts, t_out = compute_losses(self.student, self.teacher, self.loss_fn, batch, cfg,
+                                             values["teacher_temp"], self.device, self.amp_dtype)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(total).backward()
+        if cfg.grad_clip > 0:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        ema_update(self.teacher, self.net, values["ema"])
+        reduce = (lambda t: dist_utils.all_reduce_mean(t, self.info)) if self.info.enabled else None
+        self.loss_fn.update_center(t_out, reduce)
+        self.iteration = it + 1
+        losses = {"loss": float(total.detach()), "distill": float(parts["distill"]), "recon": float(parts["recon"])}
+        self.history["iteration"].append(self.iteration)
+        for k, v in losses.items():
+            self.history[k].append(v)
+        return dict(losses, lr=values["lr"], teacher_temp=values["teacher_temp"], ema=values["ema"])
+
+
+def _stop_agreed(flag: StopFlag, info: dist_utils.DistInfo, device: torch.device) -> bool:
+    """True on every rank when any rank was asked to stop."""
+    if not info.enabled:
+        return flag.requested
+    t = torch.tensor([1.0 if flag.requested else 0.0], device=device)
+    torch.distributed.all_reduce(t)
+    return bool(t.item() > 0)
+
+
+def _loader(cases: List[Any], cfg: PretrainConfig, start: int, device: torch.device,
+            info: dist_utils.DistInfo) -> torch.utils.data.DataLoader:
+    workers = cfg.workers if cfg.workers >= 0 else (6 if device.type == "cuda" else 0)
+    sampler = IterationBatches(start, cfg.iterations, cfg.batch_size, info.rank, info.world_size)
+    kwargs: Dict[str, Any] = {}
+    if workers > 0:
+        kwargs = {"persistent_workers": True, "prefetch_factor": max(cfg.prefetch, 1)}
+    return torch.utils.data.DataLoader(PairDataset([c.image for c in cases], cfg), batch_sampler=sampler,
+                                       num_workers=workers, pin_memory=device.type == "cuda",
+                                       generator=torch.Generator().manual_seed(cfg.seed), **kwargs)
+
+
+def _configure_determinism(cfg: PretrainConfig, device: torch.device) -> None:
+    if cfg.deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+class RunWriter:
+    """Rank 0's outputs: events, log file, TensorBoard, checkpoints, backbone, loss plot."""
+
+    def __init__(self, run: Path, cfg: PretrainConfig, main: bool) -> None:
+        self.run, self.cfg, self.main = run, cfg, main
+        self.events = EventWriter(run / "events.jsonl" if main else None, enabled=main)
+        self.handler = outputs.add_log_file(run / "log.txt") if main else None
+        self.tb = None
+        if main and cfg.tensorboard:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(run / "tensorboard"))
+
+    def scalars(self, values: Dict[str, float], it: int) -> None:
+        if self.tb is not None:
+            for k in ("loss", "distill", "recon"):
+                self.tb.add_scalar(f"loss/{k}", values[k], it)
+            for k in ("lr", "teacher_temp", "ema"):
+                self.tb.add_scalar(f"schedule/{k}", values[k], it)
+
+    def checkpoint(self, trainer: Trainer, reason: str) -> None:
+        if not self.main:
+            return
+        path = save_checkpoint(trainer.state(), self.run / "checkpoints" / "last.pt")
+        outputs.save_backbone(trainer.net.backbone.state_dict(), self.run / outputs.BACKBONE, self.cfg.to_dict(),
+                              trainer.iteration)
+        if trainer.history["iteration"]:
+            outputs.plot_losses(trainer.history, self.run / "loss.png")
+        if self.tb is not None:
+            self.tb.flush()
+        self.events.emit(STAGE, "checkpoint", iteration=trainer.iteration, total=self.cfg.iterations,
+                         path=str(path), reason=reason)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+        if self.handler is not None:
+            outputs.remove_log_file(self.handler)
+        self.events.close()
+
+
+def resolve_config(run: Path, cfg: Optional[PretrainConfig], resume: bool,
+                   max_iters: Optional[int]) -> PretrainConfig:
+    """The run's configuration: the checkpoint's when resuming (only the length may change), else ``cfg``."""
+    if resume:
+        ckpt_cfg = PretrainConfig.from_dict(load_checkpoint(run / "checkpoints" / "last.pt")["config"])
+        cfg = ckpt_cfg if max_iters is None else replace(ckpt_cfg, iterations=int(max_iters))
+    elif cfg is None:
+        raise ConfigError("No configuration given.")
+    elif max_iters is not None:
+        cfg = replace(cfg, iterations=int(max_iters))
+    check(cfg)
+    return cfg
+
+
+def run_pretraining(cfg: Optional[PretrainConfig], run: Path, resume: bool = False, device: str = "auto",
+                    max_iters: Optional[int] = None, show_progress: bool = True) -> int:
+    """Pre-train; returns 0 when done or stopped cleanly (SIGINT/SIGTERM). See module docstring for outputs."""
+    run = Path(run)
+    if resume and not (run / "checkpoints" / "last.pt").is_file():
+        raise InputError(f"Cannot resume: {run / 'checkpoints' / 'last.pt'} does not exist. Start a new run "
+                         f"with --out, or give the folder of an earlier run.")
+    cfg = resolve_config(run, cfg, resume, max_iters)
+    if not cfg.data:
+        raise ConfigError("No data set given: use --data DIR.")
+    info = dist_utils.init_distributed()
+    dev = select_device(device, info.local_rank)
+    _configure_determinism(cfg, dev)
+    if info.is_main:
+        ensure_writable_dir(run)
+        write_text(run / "config.yaml", to_yaml(cfg))
+    writer = RunWriter(run, cfg, info.is_main)
+    try:
+        return _train(cfg, run, resume, dev, info, writer, show_progress)
+    except Exception as exc:
+        writer.events.emit(STAGE, "error", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        raise
+    finally:
+        writer.close()
+        dist_utils.cleanup(info)
+
+
+def _train(cfg: PretrainConfig, run: Path, resume: bool, dev: torch.device, info: dist_utils.DistInfo,
+           writer: RunWriter, show_progress: bool) -> int:
+    cache_dir = Path(cfg.cache) if cfg.cache else default_cache_dir(Path(cfg.data))
+    cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, writer.events, build=info.is_main,
+                          show_progress=show_progress and info.is_main) if info.is_main else []
+    dist_utils.barrier(info)
+    if not info.is_main:
+        cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, build=False)
+    check_crop_fits(cases, cfg.crop_size)
+    trainer = Trainer(cfg, dev, info)
+    if resume:
+        trainer.load(load_checkpoint(run / "checkpoints" / "last.pt"))
+    start = trainer.iteration
+    log.info("pre-training %d case(s), iterations %d..%d, batch %d x %d process(es), device %s, precision %s",
+             len(cases), start, cfg.iterations, cfg.batch_size, info.world_size, dev,
+             trainer.amp_dtype or "fp32")
+    writer.events.emit(STAGE, "start", iteration=start, total=cfg.iterations, resumed=resume, cases=len(cases),
+                       world_size=info.world_size, device=str(dev))
+    bar = None
+    if show_progress and info.is_main:
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.iterations, initial=start, desc="pre-training", unit="it", dynamic_ncols=True)
+    t0, done0 = time.time(), start
+    stopped = False
+    with StopFlag() as flag:
+        for batch in _loader(cases, cfg, start, dev, info):
+            values = trainer.step(batch)
+            it = trainer.iteration
+            if not all(math.isfinite(values[k]) for k in ("loss", "distill", "recon")):
+                raise VoxMMSDError(f"The loss became {values['loss']} at iteration {it}. Lower the learning rate "
+                                 f"(--set lr=...) or use --set precision=fp32, and resume from the last checkpoint.")
+            if bar is not None:
+                bar.update(1)
+                pairs = (bar.format_dict.get("rate") or 0.0) * cfg.batch_size * info.world_size
+                bar.set_postfix(loss=f"{values['loss']:.4f}", pairs_per_s=f"{pairs:.2f}")
+            if it % cfg.log_every == 0 or it == cfg.iterations:
+                rate = (it - done0) / max(time.time() - t0, 1e-9)
+                writer.events.emit(STAGE, iteration=it, total=cfg.iterations,
+                                   losses={k: values[k] for k in ("loss", "distill", "recon")}, lr=values["lr"],
+                                   teacher_temp=values["teacher_temp"], ema=values["ema"],
+                                   eta_s=(cfg.iterations - it) / rate if rate > 0 else None,
+                                   pairs_per_s=rate * cfg.batch_size * info.world_size)
+                writer.scalars(values, it)
+            if _stop_agreed(flag, info, dev):
+                stopped = True
+                break
+            if it % cfg.checkpoint_every == 0 and it < cfg.iterations:
+                writer.checkpoint(trainer, "periodic")
+    if bar is not None:
+        bar.close()
+    writer.checkpoint(trainer, "stopped" if stopped else "done")
+    dist_utils.barrier(info)
+    if stopped:
+        log.warning("stopped at iteration %d of %d; continue with --resume %s", trainer.iteration, cfg.iterations, run)
+        writer.events.emit(STAGE, "stopped", iteration=trainer.iteration, total=cfg.iterations,
+                           message=f"stopped by {flag.signal_name}; resume with --resume {run}")
+        return 0
+    writer.events.emit(STAGE, "done", iteration=trainer.iteration, total=cfg.iterations,
+                       outputs={"backbone": str(run / outputs.BACKBONE), "checkpoint":
+                                str(run / "checkpoints" / "last.pt"), "loss_plot": str(run / "loss.png")})
+    log.info("done: %s", run / outputs.BACKBONE)
+    return 0

@@ -1,0 +1,62 @@
+"""Optimiser and per-iteration schedules (learning rate, weight decay, EMA momentum, teacher temperature)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Dict, List
+
+import numpy as np
+import torch
+from torch import nn
+
+from voxmmsd.jobs.schedules import cosine_schedule, linear_then_constant
+from voxmmsd.pretrain.config import PretrainConfig
+
+
+@dataclass(frozen=True)
+class Schedules:
+    """Arrays of length ``iterations``, indexed by the global iteration (0-based)."""
+
+    lr: np.ndarray
+    weight_decay: np.ndarray
+    ema: np.ndarray
+    teacher_temp: np.ndarray
+
+    def at(self, it: int) -> Dict[str, float]:
+        return {"lr": float(self.lr[it]), "weight_decay": float(self.weight_decay[it]),
+                "ema": float(self.ema[it]), "teacher_temp": float(self.teacher_temp[it])}
+
+
+def make_schedules(cfg: PretrainConfig) -> Schedules:
+    n = cfg.iterations
+    return Schedules(
+        lr=cosine_schedule(cfg.lr, cfg.lr_end, n, warmup=int(round(cfg.lr_warmup * n)), warmup_start=0.0),
+        weight_decay=cosine_schedule(cfg.weight_decay, cfg.weight_decay_end, n),
+        ema=cosine_schedule(cfg.ema_momentum, cfg.ema_momentum_end, n),
+        teacher_temp=linear_then_constant(cfg.teacher_temp, cfg.teacher_temp_end, n,
+                                          int(round(cfg.teacher_temp_warmup * n))),
+    )
+
+
+def param_groups(model: nn.Module) -> List[Dict[str, object]]:
+    """Trainable parameters in two groups: weights (decayed) and biases / norm parameters (not decayed)."""
+    decay, no_decay = [], []
+    for _, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim <= 1 else decay).append(p)
+    return [{"params": decay, "decay": True}, {"params": no_decay, "decay": False, "weight_decay": 0.0}]
+
+
+def make_optimizer(model: nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
+    groups = param_groups(model)
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+def apply_schedules(optimizer: torch.optim.Optimizer, values: Dict[str, float]) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = values["lr"]
+        if group.get("decay"):
+            group["weight_decay"] = values["weight_decay"]
