@@ -43,3 +43,18 @@ def test_corrupt_cache_is_reported(tmp_path: Path) -> None:
     (folder / "case000.image.npy").write_bytes(b"garbage")
     with pytest.raises(InputError, match=r"case000\.image\.npy.*Delete the folder"):
         load_cache(folder)
+
+
+def test_prepared_cache_as_data(tmp_path: Path) -> None:
+    from voxmmsd.data.cache import is_cache_folder, open_prepared
+
+    root = synthetic.write_dataset(tmp_path / "ds", n=2)
+    synthetic.write_case(root / "unlabelled", "unlabelled", seed=5, with_label=False)
+    cfg = PreprocessConfig()
+    build_cache(find_dataset(root), tmp_path / "cache", cfg, show_progress=False)
+    folder = tmp_path / "cache" / settings_key(cfg, True)
+    assert is_cache_folder(folder) and not is_cache_folder(root)
+    assert len(open_prepared(folder, cfg)) == 3
+    assert [c.case_id for c in open_prepared(folder, cfg, require_labels=True)] == ["case000", "case001"]
+    with pytest.raises(InputError, match="built with preprocessing"):
+        open_prepared(folder, PreprocessConfig(percentile=99.0))

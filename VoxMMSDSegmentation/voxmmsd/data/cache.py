@@ -182,3 +182,31 @@ def load_cache(cache_dir: Path) -> List[CachedCase]:
         raise InputError(f"The cache manifest {folder / 'manifest.json'} is damaged ({exc}). Delete {folder} "
                          f"and run again.") from None
     return [open_case(folder, cid) for cid in ids]
+
+
+def is_cache_folder(path: Path) -> bool:
+    """Whether ``path`` is a built cache folder (the ``<settings-hash>`` level), usable as ``--data``."""
+    p = Path(path)
+    return (p / "settings.json").is_file() and (p / "manifest.json").is_file()
+
+
+def open_prepared(folder: Path, cfg: PreprocessConfig, require_labels: bool = False) -> List[CachedCase]:
+    """The cases of a built cache folder given as the data set (e.g. on a machine without the images).
+
+    The cache must have been built with the same preprocessing settings; with ``require_labels``
+    only labelled cases are returned (and at least one must exist).
+    """
+    folder = Path(folder)
+    try:
+        settings = json.loads((folder / "settings.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"The cache settings {folder / 'settings.json'} are damaged ({exc}).") from None
+    if settings.get("preprocessing") != json.loads(json.dumps(cfg.to_dict())):
+        raise InputError(f"The prepared cache {folder} was built with preprocessing {settings.get('preprocessing')}, "
+                         f"but this run asks for {cfg.to_dict()}. Use the same settings or the original images.")
+    cases = load_cache(folder)
+    if require_labels:
+        cases = [c for c in cases if c.label is not None]
+        if not cases:
+            raise InputError(f"The prepared cache {folder} holds no labelled case.")
+    return cases

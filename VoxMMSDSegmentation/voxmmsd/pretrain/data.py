@@ -8,7 +8,7 @@ import os
 from pathlib import Path
 from typing import List, Optional, Sequence
 
-from voxmmsd.data.cache import CachedCase, build_cache, load_cache, settings_key
+from voxmmsd.data.cache import CachedCase, build_cache, is_cache_folder, load_cache, open_prepared, settings_key
 from voxmmsd.errors import InputError
 from voxmmsd.io.discovery import find_dataset
 from voxmmsd.jobs.events import EventWriter
@@ -32,7 +32,12 @@ def cache_folder(cache_dir: Path, preprocessing: PreprocessConfig) -> Path:
 def prepare_cases(data: Path, cache_dir: Path, preprocessing: PreprocessConfig,
                   events: Optional[EventWriter] = None, build: bool = True,
                   show_progress: bool = True) -> List[CachedCase]:
-    """Preprocessed cases of ``data`` (labels ignored). ``build=False`` (DDP ranks > 0) only opens the cache."""
+    """Preprocessed cases of ``data`` (labels ignored). ``build=False`` (DDP ranks > 0) only opens the cache.
+
+    ``data`` may also be a built cache folder (images already preprocessed elsewhere).
+    """
+    if is_cache_folder(Path(data)):
+        return open_prepared(Path(data), preprocessing)
     if not build:
         return load_cache(cache_folder(cache_dir, preprocessing))
     dataset = find_dataset(Path(data), require_all=True, require_labels=False)
