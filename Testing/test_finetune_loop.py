@@ -1,0 +1,77 @@
+"""The fine-tuning loop in process: learning, run folder, model package, --init recorded, warm-up."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from test_finetune_helpers import TINY_SETTINGS
+from voxmmsd.finetune.config import load_config
+from voxmmsd.finetune.loop import finetune
+from voxmmsd.jobs.events import read_events
+from voxmmsd.models.package import load_package
+from voxmmsd.nets.unet import VoxUNet
+from voxmmsd.nets.weights import save_weights
+
+
+def test_dice_rises_above_the_untrained_network(synthetic_dataset: Path, tmp_path: Path) -> None:
+    cfg = load_config(None, TINY_SETTINGS + ["train.iterations=80", "train.epoch_iters=40",
+                                             "validation.at_start=true", "package.onnx=true"])
+    run = tmp_path / "run"
+    result = finetune(synthetic_dataset, run, cfg, device="cpu")
+    assert result.status == "done" and result.iteration == 80
+    untrained = result.history[0]
+    assert untrained["iteration"] == 0 and untrained["loss"] is None
+    assert result.best["dice"] > untrained["val_mean"] + 0.1, result.history
+    assert result.best["regions"]["WT"] > untrained["val_WT"] + 0.2, result.history
+
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    assert [int(r["iteration"]) for r in rows] == [0, 40, 80]
+    assert (run / "loss.png").stat().st_size > 1000 and (run / "log.txt").read_text()
+    assert any((run / "tensorboard").iterdir())
+    assert load_config(run / "config.yaml") == cfg
+
+    pkg = load_package(run / "model")  # schema-validated, checksums verified
+    assert pkg.id == cfg.package.model_id and pkg.onnx_path is not None and not pkg.tolerates_missing
+    best = torch.load(str(run / "checkpoints" / "best.pt"), weights_only=True)
+    assert best["iteration"] == result.best["iteration"]
+    for k, v in pkg.load_state_dict().items():
+        assert torch.equal(v, best["model"][k]), k
+    meta = pkg.meta if hasattr(pkg, "meta") else {}
+    if meta:
+        assert meta["metrics"]["validation_mean_dice"] == pytest.approx(result.best["dice"])
+
+    events = read_events(run / "events.jsonl")
+    kinds = [(e["stage"], e["event"]) for e in events]
+    assert kinds[0][0] == "preprocess" and ("finetune", "start") in kinds and kinds[-1] == ("finetune", "done")
+    assert sum(1 for k in kinds if k == ("validate", "validation")) == 3
+    prog = [e for e in events if e["event"] == "progress" and e["stage"] == "finetune"]
+    assert prog[-1]["iteration"] == 80 and set(prog[-1]["losses"]) == {"loss", "dice", "ce"} and "eta_s" in prog[-1]
+    assert events[-1]["outputs"]["model"] == str(run / "model")
+
+
+def test_init_from_a_pretraining_run_is_recorded_and_warms_up(synthetic_dataset: Path, tmp_path: Path) -> None:
+    base = load_config(None, TINY_SETTINGS)
+    torch.manual_seed(5)
+    donor = VoxUNet(base.network)
+    state = dict(donor.state_dict())
+    state["head.last.weight"] = torch.zeros(3, 3)
+    save_weights(state, tmp_path / "pre" / "backbone.safetensors")
+    cfg = load_config(None, TINY_SETTINGS + ["train.iterations=3", "train.epoch_iters=3", "train.warmup_iters=10",
+                                             "data.val=0", f"init.path={tmp_path / 'pre'}"])
+    run = tmp_path / "run"
+    result = finetune(synthetic_dataset, run, cfg, device="cpu")
+    events = read_events(run / "events.jsonl")
+    start = next(e for e in events if e["event"] == "start")
+    n = len(donor.state_dict())
+    assert start["init"]["loaded"] == n - 2
+    assert "no such parameter" in start["init"]["skipped"]["head.last.weight"]
+    assert "re-initialised" in start["init"]["skipped"]["decoder.out_conv.bias"]
+    assert "tensors loaded" in start["message"]
+    assert "loaded %d tensors" % (n - 2) in (run / "log.txt").read_text()
+    lrs = [e["lr"] for e in events if e["event"] == "progress" and e["stage"] == "finetune"]
+    assert lrs[0] == pytest.approx(cfg.train.lr * 0.01) and lrs[0] < lrs[1] < lrs[2] < cfg.train.lr
+    assert result.package is not None and not (run / "checkpoints" / "best.pt").exists()  # no validation
+    assert load_package(run / "model").load_state_dict()["encoder.in_conv.conv_conv.0.weight"].shape[0] == 4
