@@ -40,9 +40,13 @@ def prepare_cases(data_dir: Path, cfg: FinetuneConfig, run_dir: Path, dist: Dist
     Raises :class:`InputError` for an empty folder, unlabelled or incomplete cases, and
     :class:`LabelError` for label values outside the convention or that the network cannot learn.
     """
-    from voxmmsd.data.cache import build_cache, open_case, settings_key
+    from voxmmsd.data.cache import build_cache, is_cache_folder, open_prepared, settings_key
     from voxmmsd.io.discovery import find_dataset
 
+    if is_cache_folder(Path(data_dir)):  # images preprocessed elsewhere: use the cache as it is
+        ids = [c.case_id for c in open_prepared(Path(data_dir), cfg.preprocessing, require_labels=True)]
+        train, val = split_cases(ids, cfg.data.train, cfg.data.val, cfg.data.split_seed)
+        return _checked_cases(Path(data_dir), train, val, cfg)
     dataset = find_dataset(Path(data_dir), require_all=True, require_labels=True)
     train, val = split_cases([c.case_id for c in dataset.cases], cfg.data.train, cfg.data.val, cfg.data.split_seed)
     root = cache_folder(cfg, run_dir)
@@ -52,6 +56,12 @@ def prepare_cases(data_dir: Path, cfg: FinetuneConfig, run_dir: Path, dist: Dist
         used = type(dataset)(dataset.root, tuple(by_id[c] for c in train + val), dataset.layout)
         build_cache(used, root, cfg.preprocessing, cfg.data.labels, events=events, show_progress=False)
     barrier(dist)
+    return _checked_cases(folder, train, val, cfg)
+
+
+def _checked_cases(folder: Path, train: List[str], val: List[str], cfg: FinetuneConfig) -> Cases:
+    from voxmmsd.data.cache import open_case
+
     conventions = {}
     for cid in train + val:
         case = open_case(folder, cid)
