@@ -165,6 +165,10 @@ TRAINER = textwrap.dedent("""
     p.add_argument("--sleep", type=float, default=0.05)
     a = p.parse_args()
     run = Path(a.resume or a.out)
+    run.mkdir(parents=True, exist_ok=True)
+    if a.total is None:  # like the engine, a resumed run keeps its own settings
+        a.total = int((run / "total.txt").read_text())
+    (run / "total.txt").write_text(str(a.total))
     start = 0
     if a.resume:
         start = max([e.get("iteration", 0) for e in read_events(run / "events.jsonl") if e["event"] == "checkpoint"])
@@ -256,9 +260,26 @@ def test_reused_pid_is_not_mistaken_for_the_job(tmp_path):
     assert not process.pid_alive(-1)
 
 
-def test_resume_command_replaces_resume():
-    cmd = ["py", "-m", "voxmmsd", "pretrain", "--out", "R", "--resume", "OLD", "--resume=X"]
-    assert jobs.resume_command(cmd, Path("R")) == ["py", "-m", "voxmmsd", "pretrain", "--out", "R", "--resume", "R"]
+def test_resume_command_keeps_only_device():
+    cmd = ["py", "-m", "voxmmsd", "pretrain", "--data", "D", "--out", "R", "--device", "cpu", "--set", "iterations=5",
+           "--resume", "OLD", "--resume=X"]
+    assert jobs.resume_command(cmd, Path("R")) == ["py", "-m", "voxmmsd", "pretrain", "--device", "cpu",
+                                                   "--resume", "R"]
+
+
+def test_resume_command_is_accepted_by_the_engine(tmp_path, caplog):
+    """The engine refuses --set with --resume; the resumed command must not carry it."""
+    from voxmmsd.cli.main import main
+    from VoxMMSDSegmentationLib import commands
+
+    for args in (commands.pretrain_arguments(commands.PretrainOptions(data="D", out=str(tmp_path))),
+                 commands.finetune_arguments(commands.FinetuneOptions(data="D", out=str(tmp_path)))):
+        resumed = jobs.resume_command(["py", "-m", "voxmmsd"] + args, tmp_path)[3:]
+        assert "--set" not in resumed
+        # no checkpoint there: the engine must fail on that, not on the arguments
+        caplog.clear()
+        assert main(resumed) == 1
+        assert "last.pt" in caplog.text and "--set" not in caplog.text
 
 
 def test_known_runs(tmp_path):

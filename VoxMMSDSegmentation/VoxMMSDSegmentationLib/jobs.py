@@ -174,19 +174,17 @@ def kill(run_dir: Path) -> bool:
 
 
 def resume_command(command: Sequence[str], run_dir: Path) -> List[str]:
-    """``command`` with ``--resume RUN`` (an earlier ``--resume`` replaced)."""
-    out: List[str] = []
-    skip = False
-    for arg in command:
-        if skip:
-            skip = False
-            continue
-        if arg == "--resume":
-            skip = True
-            continue
-        if arg.startswith("--resume="):
-            continue
-        out.append(arg)
+    """The command that continues ``run_dir``: the launcher and sub-command of ``command``, its
+    ``--device``, and ``--resume RUN``. The run's own ``config.yaml`` holds every other setting
+    (the engine refuses settings that would change a run it resumes)."""
+    command = list(command)
+    sub = next((i for i, a in enumerate(command) if a in ("pretrain", "finetune")), len(command) - 1)
+    out = command[:sub + 1]
+    for i, arg in enumerate(command[sub + 1:], start=sub + 1):
+        if arg == "--device" and i + 1 < len(command):
+            out += ["--device", command[i + 1]]
+        elif arg.startswith("--device="):
+            out.append(arg)
     return out + ["--resume", str(run_dir)]
 
 
