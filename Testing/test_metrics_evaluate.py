@@ -127,7 +127,7 @@ def test_cli_writes_tables_and_reports_bad_input(synthetic_dataset: Path, tmp_pa
     out = tmp_path / "eval"
     cmd = [sys.executable, "-m", "voxmmsd", "evaluate", "--pred", str(pred), "--ref", str(synthetic_dataset),
            "--out", str(out), "--labels-ref", "brats2023"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(cmd, capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert done.returncode == 0, done.stderr
     assert "4 case(s) evaluated" in done.stdout and "WT" in done.stdout
     rows = read_csv(out / "per_case.csv")
@@ -136,5 +136,5 @@ def test_cli_writes_tables_and_reports_bad_input(synthetic_dataset: Path, tmp_pa
     summary = read_csv(out / "summary.csv")
     assert {r["statistic"] for r in summary} >= {"mean", "std", "median"}
     assert (out / "evaluation.json").is_file()
-    bad = subprocess.run(cmd[:-1] + ["legacy"], capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(cmd[:-1] + ["legacy"], capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "legacy" in bad.stderr
