@@ -96,7 +96,7 @@ def _build_one(files: CaseFiles, folder: Path, cfg: PreprocessConfig, label_conv
     if case.label is not None and label_convention is not None:
         conv = label_convention
         if conv == "auto":
-            conv = detect_convention(np.unique(case.label)) or "brats2023"
+            conv = detect_convention([int(v) for v in np.unique(case.label)]) or "brats2023"
         internal = to_internal(case.label, conv, files.label)
         _save_npy(folder / f"{files.case_id}.label.npy", prepare_label(internal, prepared))
         meta["label_convention"] = conv

@@ -42,7 +42,7 @@ def load_checkpoint(path: Path) -> Dict[str, Any]:
 
 def rng_state() -> Dict[str, Any]:
     """Python, numpy and torch random states in a weights_only-loadable form."""
-    np_state = np.random.get_state()
+    np_state: Any = np.random.get_state()
     py_state = random.getstate()
     return {
         "torch": torch.get_rng_state(),
