@@ -38,27 +38,10 @@ CITATION = ("Vox-MMSD: Voxel-wise Multi-scale and Multi-modal Self-Distillation 
             "Segmentation, IEEE Journal of Biomedical and Health Informatics, 2025, doi:10.1109/JBHI.2025.3592116. "
             "Please cite it, and the BraTS papers for the bundled model and sample, when you publish results "
             "obtained with this module.")
-SAMPLE_DIR = Path(__file__).resolve().parent / "Resources" / "Sample" / "BraTS18-sample"
-SAMPLE_FILES = (("t1", "BraTS18-sample_t1"), ("t1ce", "BraTS18-sample_t1ce"), ("t2", "BraTS18-sample_t2"),
-                ("flair", "BraTS18-sample_flair"))
-
-
 def registerSampleData() -> None:
-    """Offer the bundled real case (four sequences) in Slicer's Sample Data module, category VoxMMSD."""
-    import SampleData
+    from VoxMMSDSegmentationLib.sampledata import register
 
-    if not SAMPLE_DIR.is_dir():
-        return
-    files = [SAMPLE_DIR / f"{stem}.nii.gz" for _, stem in SAMPLE_FILES]
-    SampleData.SampleDataLogic.registerCustomSampleDataSource(
-        category="VoxMMSD",
-        sampleName="BraTS18-sample",
-        uris=[p.as_uri() for p in files],
-        fileNames=[p.name for p in files],
-        nodeNames=[stem for _, stem in SAMPLE_FILES],
-        thumbnailFileName=str(Path(__file__).resolve().parent / "Resources" / "Icons" / "VoxMMSDSegmentation.png"),
-        loadFileType="VolumeFile",
-    )
+    register(Path(__file__).resolve().parent)
 
 
 class VoxMMSDSegmentation(ScriptedLoadableModule):
@@ -571,7 +554,7 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
 class VoxMMSDSegmentationTest(ScriptedLoadableModuleTest):
     """Runs inside Slicer: the whole module on the bundled sample case (Resources/Sample/BraTS18-sample)."""
 
-    SAMPLE = Path(__file__).resolve().parent / "Resources" / "Sample" / "BraTS18-sample"
+    SAMPLE = Path(__file__).resolve().parent / "Resources" / "Sample" / "BraTS18-sample"  # the bundled real case
 
     def setUp(self) -> None:
         slicer.mrmlScene.Clear()
