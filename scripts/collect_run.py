@@ -37,12 +37,13 @@ def best_state(run: Path):
 def pack(run: Path, out: Path, extra: list) -> None:
     import json
 
+    import torch
     from voxmmsd.nets.weights import save_weights
 
     out.mkdir(parents=True, exist_ok=True)
     state, config, best, name = best_state(run)
     tmp = out / "weights.fp16.safetensors"
-    save_weights(state, tmp, {"config": config, "best": best, "checkpoint": name}, dtype=__import__("torch").float16)
+    save_weights(state, tmp, {"config": config, "best": best, "checkpoint": name}, dtype=torch.float16)
     data = tmp.read_bytes()
     tmp.unlink()
     for i in range(0, len(data), PART):
@@ -56,12 +57,9 @@ def pack(run: Path, out: Path, extra: list) -> None:
 
 
 def join(src: Path, package: Path, overrides: list) -> None:
-    import torch
     from voxmmsd.finetune.config import FinetuneConfig
     from voxmmsd.models.package import save_package
-    from voxmmsd.nets.unet import UNetConfig
     from voxmmsd.nets.weights import load_weights
-    from voxmmsd.preprocessing import PreprocessConfig
 
     parts = sorted(src.glob("weights.part*"), key=lambda p: int(p.name[len("weights.part"):]))
     whole = src / "weights.fp16.safetensors"
@@ -70,13 +68,12 @@ def join(src: Path, package: Path, overrides: list) -> None:
     cfg = FinetuneConfig.from_dict(meta["config"])
     settings = dict(kv.split("=", 1) for kv in overrides)
     save_package(package, {k: v.float() if v.is_floating_point() else v for k, v in state.items()},
-                 UNetConfig.from_dict(cfg.network.to_dict()), PreprocessConfig.from_dict(cfg.preprocessing.to_dict()),
+                 cfg.network, cfg.preprocessing,
                  model_id=settings.get("id", cfg.package.model_id),
                  version=settings.get("version", cfg.package.version),
                  tolerates_missing=cfg.data.sequence_dropout > 0, training={"config": cfg.to_dict()},
                  metrics={"validation_preprocessed_grid": meta.get("best")}, half_precision=True,
                  description=cfg.package.description, license=cfg.package.license, citation=cfg.package.citation)
-    del torch
 
 
 def main() -> int:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from voxmmsd.errors import ConfigError
-from voxmmsd.nets.unet import UNetConfig
+from voxmmsd.nets.config import UNetConfig
 from voxmmsd.preprocessing import PreprocessConfig
 
 #: a case selection: None (the rest), a number of cases, a fraction, or a list of case ids

@@ -115,7 +115,7 @@ class Predictor:
         avail = available_memory_bytes()
         budget = None if avail is None else int(avail * self.config.memory_fraction)
         precision = self.backend.describe().get("precision", "float32")
-        return window.whole_fits(shape, max_whole_voxels(int(self.package.network["channels"][0]), precision, budget))
+        return window.whole_fits(shape, max_whole_voxels(self.package.unet_config().channels[0], precision, budget))
 
     def _logits(self, image: np.ndarray, progress: Optional[Progress]) -> Tuple[np.ndarray, str]:
         shape = tuple(image.shape[1:])

@@ -26,7 +26,7 @@ from voxmmsd.preprocessing import PreprocessConfig
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-    from voxmmsd.nets.unet import UNetConfig
+    from voxmmsd.nets.config import UNetConfig
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ class ModelPackage:
 
     @property
     def network(self) -> Dict[str, Any]:
-        """Network settings as stored (:meth:`unet_config` gives the typed config; needs PyTorch)."""
+        """Network settings as stored (:meth:`unet_config` gives the typed config)."""
         return dict(self.meta["network"])
 
     @property
@@ -117,7 +117,7 @@ class ModelPackage:
         return tuple(out)
 
     def unet_config(self) -> "UNetConfig":
-        from voxmmsd.nets.unet import UNetConfig
+        from voxmmsd.nets.config import UNetConfig  # torch-free
 
         return UNetConfig.from_dict(self.meta["network"])
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from voxmmsd.errors import ConfigError
-from voxmmsd.nets.unet import UNetConfig
+from voxmmsd.nets.config import UNetConfig
 from voxmmsd.preprocessing import PreprocessConfig
 
 
