@@ -180,3 +180,39 @@ def test_register_aligns_a_shifted_sequence(package, tmp_path: Path) -> None:
     assert truth.shape == case.channel("t2f").shape
     assert err_reg < 0.5 * err_plain
     assert "registered" in case.resampled["t2f"]
+
+
+def test_device_argmax_gives_the_same_labels_as_logits(package, oblique_case: Path) -> None:
+    """The whole-crop pass takes the argmax in the backend; it must equal argmax(forward)."""
+    from voxmmsd.infer.window import whole
+
+    case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(oblique_case))
+    for backend in ("torch", "onnx"):
+        predictor = Predictor(package, PredictorConfig(backend=backend, precision="fp32"))
+        x = np.random.default_rng(1).normal(size=(1, 4, 32, 48, 32)).astype(np.float32)
+        np.testing.assert_array_equal(predictor.backend.labels(x), predictor.backend.forward(x).argmax(1))
+        image = np.stack([case.channel(s) for s in package.sequences])[:, :40, :45, :30]
+        np.testing.assert_array_equal(whole(image, predictor.backend.labels),
+                                      whole(image, predictor.backend.forward).argmax(0))
+        calls: list = []
+        direct = predictor.backend.labels
+        predictor.backend.labels = lambda x, f=direct, c=calls: (c.append(x.shape), f(x))[1]  # a spy
+        fast = predictor.predict(case).label
+        assert len(calls) == 1, "the whole-crop pass should take the labels from the backend"
+        slow = Predictor(package, PredictorConfig(backend=backend, precision="fp32"),
+                         backend=ShrinkingDevice(predictor.backend, limit=10 ** 9, device="cpu")).predict(case).label
+        np.testing.assert_array_equal(fast, slow)  # the second backend has no labels(): logits path
+
+
+def test_constant_blending_is_selectable_and_recorded(package, oblique_case: Path) -> None:
+    case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(oblique_case))
+    runs = {}
+    for blend in ("gaussian", "constant"):
+        pred = Predictor(package, PredictorConfig(backend="onnx", patch_size=(32, 32, 32), overlap=0.5,
+                                                  blend=blend)).predict(case)
+        assert pred.run["blend"] == blend and pred.run["mode"].startswith("windows")
+        runs[blend] = pred.label
+    agree = (runs["gaussian"] == runs["constant"]).mean()
+    assert 0.9 < agree < 1.0, agree  # close, but the weights do change voxels at window borders
+    with pytest.raises(Exception, match="Unknown blending"):
+        Predictor(package, PredictorConfig(backend="onnx", blend="median"))

@@ -6,13 +6,18 @@ label map:
 
 * ours: ``Predictor`` defaults (crop to the brain, one pass over the whole crop,
   BatchNorm folded, bf16 autocast + channels-last-3d where supported) + all outputs;
+* onnx: the same, through ONNX Runtime (fp32) with no PyTorch in the path;
+* windows: our pipeline with the baseline's inferer settings (96^3 windows over the
+  brain crop, overlap 0.5, constant blending, fp32). It shows where a Dice difference
+  between ours and the baseline comes from: the pipeline (then windows differs from
+  the baseline) or the one-pass context (then windows matches the baseline);
 * baseline: ``monai.inferers.sliding_window_inference`` over the whole volume, 96^3
   windows, overlap 0.5, constant blending, fp32, then the NIfTI label map.
 
 Usage::
 
     .venv/bin/python benchmarks/bench_inference.py --case ../shared/data/brats2018/Brats18_2013_3_1 \
-        [--model PACKAGE_DIR_OR_ID] [--methods ours,onnx,baseline]
+        [--model PACKAGE_DIR_OR_ID] [--methods ours,onnx,windows,baseline]
 
 Without ``--model`` a full-size (32..512) U-Net with random weights is packaged in a
 temporary folder. Prints one JSON line per method, then the ratios against the baseline.
@@ -54,7 +59,16 @@ def reference_label(files: Any) -> np.ndarray:
     return to_internal(lab, detect_convention(np.unique(lab)) or "brats2023")
 
 
-def worker_ours(case_dir: Path, model: str, out: Path, backend: str) -> Dict[str, Any]:
+#: PredictorConfig settings of each of our methods
+OUR_METHODS: Dict[str, Dict[str, Any]] = {
+    "ours": {"backend": "torch"},
+    "onnx": {"backend": "onnx"},
+    "windows": {"backend": "torch", "precision": "fp32", "patch_size": (96, 96, 96), "overlap": 0.5,
+                "blend": "constant"},
+}
+
+
+def worker_ours(case_dir: Path, model: str, out: Path, settings: Dict[str, Any]) -> Dict[str, Any]:
     from voxmmsd.infer.outputs import write_outputs
     from voxmmsd.infer.predictor import Predictor, PredictorConfig
     from voxmmsd.io.discovery import find_case
@@ -63,7 +77,7 @@ def worker_ours(case_dir: Path, model: str, out: Path, backend: str) -> Dict[str
     files = find_case(case_dir)
     t0 = time.perf_counter()
     pkg = resolve_model(model)
-    pred = Predictor(pkg, PredictorConfig(backend=backend)).predict_files(files)
+    pred = Predictor(pkg, PredictorConfig(**settings)).predict_files(files)
     write_outputs(pred, out, {"id": pkg.id, "version": pkg.version}, pkg.label_table)
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "run": pred.run, "timings_s": pred.timings_s,
@@ -122,16 +136,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--case", type=Path, required=True, help="a real case folder with a reference label")
     ap.add_argument("--model", default=None, help="package folder or id (default: random full-size U-Net)")
-    ap.add_argument("--methods", default="ours,onnx,baseline")
+    ap.add_argument("--methods", default="ours,onnx,windows,baseline")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--worker", choices=("ours", "onnx", "baseline"), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=tuple(OUR_METHODS) + ("baseline",), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         out = Path(args.out) / args.worker
         if args.worker == "baseline":
             result = worker_baseline(args.case, args.model, out)
         else:
-            result = worker_ours(args.case, args.model, out, "torch" if args.worker == "ours" else "onnx")
+            result = worker_ours(args.case, args.model, out, OUR_METHODS[args.worker])
         result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3)
         result["method"] = args.worker
         print(json.dumps(result))

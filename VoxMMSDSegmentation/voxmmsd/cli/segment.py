@@ -34,6 +34,8 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--patch-size", type=int, nargs=3, metavar=("D", "H", "W"),
                    help="sliding windows of this size instead of one pass over the whole brain")
     p.add_argument("--overlap", type=float, default=None, help="window overlap (default: the model's, 0.5)")
+    p.add_argument("--blend", default="gaussian", choices=("gaussian", "constant"),
+                   help="how overlapping windows are blended (default: gaussian)")
     p.add_argument("--register", action="store_true", help="rigidly co-register the other sequences onto T1c")
     p.add_argument("--min-component-ml", type=float, default=0.0, help="remove tumour components smaller than this")
     p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
@@ -54,7 +56,7 @@ def _predictor(args: argparse.Namespace):
     cfg = PredictorConfig(backend=args.backend, device=args.device, precision=args.precision,
                           tta=True if args.tta else None,
                           patch_size=tuple(args.patch_size) if args.patch_size else None,
-                          overlap=args.overlap, min_component_ml=args.min_component_ml)
+                          overlap=args.overlap, blend=args.blend, min_component_ml=args.min_component_ml)
     return Predictor(package, cfg)
 
 

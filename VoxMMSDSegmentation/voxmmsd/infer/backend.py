@@ -32,6 +32,10 @@ class Backend(Protocol):
     def forward(self, x: np.ndarray) -> np.ndarray:
         """Logits (N, K, D, H, W) float32 of ``x`` (N, C, D, H, W) float32."""
 
+    def labels(self, x: np.ndarray) -> np.ndarray:
+        """Class indices (N, D, H, W) uint8 of ``x``: the argmax of :meth:`forward`, where the backend can
+        take it on its device."""
+
     def on_cpu(self) -> "Backend":
         """The same model on the CPU (fallback after running out of device memory)."""
 

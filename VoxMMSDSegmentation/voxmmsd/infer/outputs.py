@@ -16,10 +16,9 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterable, Optional
 
-import numpy as np
-
 from voxmmsd import __version__
 from voxmmsd.infer.postprocess import to_convention
+from voxmmsd.infer.qc import write_qc_png
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
 from voxmmsd.io.labels import BRATS2023, LABEL_TABLE, LabelInfo
 from voxmmsd.io.writer import write_label_nifti, write_seg_nrrd
@@ -44,47 +43,6 @@ def software_versions() -> Dict[str, str]:
         except md.PackageNotFoundError:
             continue
     return out
-
-
-def tumour_centre(label: np.ndarray, fallback: np.ndarray) -> tuple:
-    """Index (z, y, x) of the tumour's centre of mass, else of the non-zero ``fallback`` voxels, else the middle."""
-    for mask in (label > 0, fallback != 0):
-        idx = np.argwhere(mask)
-        if idx.size:
-            return tuple(int(v) for v in np.round(idx.mean(axis=0)))
-    return tuple(s // 2 for s in label.shape)
-
-
-def write_qc_png(path: Path, image: np.ndarray, label: np.ndarray, spacing_xyz: Iterable[float],
-                 title: str, table: Iterable[LabelInfo] = LABEL_TABLE) -> Path:
-    """Three orthogonal planes through the tumour with the segmentation overlaid (matplotlib, Agg)."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
-
-    sx, sy, sz = spacing_xyz
-    z, y, x = tumour_centre(label, image)
-    lo, hi = np.percentile(image[image != 0], (0.5, 99.5)) if np.any(image) else (0.0, 1.0)
-    colors = np.zeros((256, 4), dtype=float)
-    for info in table:
-        colors[info.value, :3] = info.color
-        colors[info.value, 3] = 0.45
-    planes = [("axial", image[z], label[z], sy / sx), ("coronal", image[:, y], label[:, y], sz / sx),
-              ("sagittal", image[:, :, x], label[:, :, x], sz / sy)]
-    fig = Figure(figsize=(12, 4.4), dpi=100)
-    for i, (name, img, lab, aspect) in enumerate(planes):
-        ax = fig.add_subplot(1, 3, i + 1)
-        origin = "upper" if name == "axial" else "lower"
-        ax.imshow(img, cmap="gray", vmin=lo, vmax=hi if hi > lo else lo + 1, aspect=aspect, origin=origin,
-                  interpolation="nearest")
-        ax.imshow(colors[lab], aspect=aspect, origin=origin, interpolation="nearest")
-        ax.set_title(name)
-        ax.axis("off")
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(str(path), format="png")
-    return path
 
 
 def build_report(prediction: Any, model: Dict[str, str], outputs: Dict[str, str], convention: str,

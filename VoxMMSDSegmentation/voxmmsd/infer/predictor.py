@@ -43,6 +43,7 @@ class PredictorConfig:
     #: window size (z, y, x); None: whole crop in one pass when memory allows
     patch_size: Optional[Tuple[int, int, int]] = None
     overlap: Optional[float] = None  # None: the package's default
+    blend: str = "gaussian"  # how overlapping windows are blended: gaussian | constant
     #: fraction of the available memory a whole-crop pass on the CPU may use
     memory_fraction: float = 0.6
     min_component_ml: float = 0.0
@@ -102,6 +103,8 @@ class Predictor:
         self.patch = tuple(int(p) for p in patch) if patch else None
         if self.patch and any(p % 16 for p in self.patch):
             raise ConfigError(f"patch size {self.patch} must be multiples of 16.")
+        if self.config.blend not in ("gaussian", "constant"):
+            raise ConfigError(f"Unknown blending {self.config.blend!r}; use gaussian or constant.")
         self.fallback_notes: List[str] = []
 
     # -- running the network -------------------------------------------------------------
@@ -117,7 +120,9 @@ class Predictor:
         precision = self.backend.describe().get("precision", "float32")
         return window.whole_fits(shape, max_whole_voxels(self.package.unet_config().channels[0], precision, budget))
 
-    def _logits(self, image: np.ndarray, progress: Optional[Progress]) -> Tuple[np.ndarray, str]:
+    def _logits(self, image: np.ndarray, progress: Optional[Progress],
+                labels_ok: bool = False) -> Tuple[np.ndarray, str]:
+        """Logits (K, z, y, x); or, for a whole-crop pass with ``labels_ok``, labels (z, y, x)."""
         shape = tuple(image.shape[1:])
         if self.patch is None and self._whole_allowed(shape):
             plans: List[Optional[Tuple[int, int, int]]] = [None]
@@ -126,7 +131,7 @@ class Predictor:
         plans += window.fallback_patches(plans[0])
         for i, patch in enumerate(plans):
             try:
-                return self._run_plan(image, patch, progress)
+                return self._run_plan(image, patch, progress, labels_ok)
             except DeviceOutOfMemoryError as exc:
                 nxt = plans[i + 1] if i + 1 < len(plans) else None
                 what = f"windows of {nxt[0]}^3" if nxt else "the CPU"
@@ -134,17 +139,21 @@ class Predictor:
                 log.warning("%s", note)
                 self.fallback_notes.append(note)
         self.backend = self.backend.on_cpu()
-        return self._run_plan(image, self.patch if self.patch else None, progress)
+        return self._run_plan(image, self.patch if self.patch else None, progress, labels_ok)
 
     def _run_plan(self, image: np.ndarray, patch: Optional[Tuple[int, int, int]],
-                  progress: Optional[Progress]) -> Tuple[np.ndarray, str]:
+                  progress: Optional[Progress], labels_ok: bool = False) -> Tuple[np.ndarray, str]:
         forward = self._forward()
         if patch is None:
             if progress:
                 progress("network: whole crop in one pass", 0, 1)
+            labels = getattr(self.backend, "labels", None)
+            if labels_ok and not self.tta and labels is not None:
+                forward = labels  # argmax on the device: 1 byte per voxel comes back instead of 4 x 4
             return window.whole(image, forward), "whole"
         cb = (lambda i, n: progress(f"network: window {i}/{n}", i, n)) if progress else None
-        return window.sliding(image, forward, patch, self.overlap, gaussian=True, progress=cb), f"windows {patch}"
+        return (window.sliding(image, forward, patch, self.overlap, gaussian=self.config.blend == "gaussian",
+                               progress=cb), f"windows {patch}")
 
     # -- public API ------------------------------------------------------------------------
     def predict(self, case: Case, progress: Optional[Progress] = None) -> Prediction:
@@ -157,15 +166,19 @@ class Predictor:
         brain = np.any(crop(image, prepared.box) != 0, axis=0)  # on the crop grid
         del image
         t1 = time.perf_counter()
-        logits, mode = self._logits(prepared.image, progress)
+        resampled = tuple(prepared.image.shape[1:]) != tuple(prepared.crop_shape)
+        scores, mode = self._logits(prepared.image, progress, labels_ok=not resampled)
         t2 = time.perf_counter()
-        if tuple(prepared.image.shape[1:]) != tuple(prepared.crop_shape):
-            logits = restore_scores(logits, prepared)  # back to the crop grid
-        small = argmax_labels(logits)
+        if scores.ndim == 3:
+            small = scores.astype(np.uint8, copy=False)  # the backend took the argmax
+        else:
+            if resampled:
+                scores = restore_scores(scores, prepared)  # back to the crop grid
+            small = argmax_labels(scores)
         if self.config.mask_outside_brain:
             small[~brain] = 0
         label = restore(small, prepared)
-        del logits
+        del scores
         removed_note = []
         n_min = min_component_voxels(self.config.min_component_ml, case.geometry.voxel_volume_ml)
         if n_min:
@@ -178,7 +191,8 @@ class Predictor:
         ref = case.channel(case.reference) if case.reference in case.sequences else case.image[0]
         warnings = list(case.warnings) + warnings + self.fallback_notes
         run = dict(self.backend.describe())
-        run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "notes": removed_note})
+        run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "blend": self.config.blend,
+                    "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
                   "resampled": dict(case.resampled)}

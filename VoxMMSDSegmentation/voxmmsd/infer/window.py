@@ -73,11 +73,14 @@ def plan_windows(shape: Sequence[int], patch: Sequence[int], overlap: float) -> 
 
 
 def whole(image: np.ndarray, forward: Forward, divisor: int = 16) -> np.ndarray:
-    """Logits (K, z, y, x) of ``image`` (C, z, y, x) from one pass over the zero-padded crop."""
+    """Logits (K, z, y, x) of ``image`` (C, z, y, x) from one pass over the zero-padded crop.
+
+    ``forward`` may also return labels (1, D, H, W); they come back as (z, y, x).
+    """
     target = [round_up(n, divisor) for n in image.shape[-3:]]
     padded, cut = pad_to(image, target)
-    logits = forward(np.ascontiguousarray(padded[None], dtype=np.float32))[0]
-    return np.ascontiguousarray(logits[(slice(None),) + cut])
+    out = forward(np.ascontiguousarray(padded[None], dtype=np.float32))[0]
+    return np.ascontiguousarray(out[(Ellipsis,) + cut])
 
 
 def sliding(image: np.ndarray, forward: Forward, patch: Sequence[int], overlap: float = 0.5,
