@@ -54,3 +54,15 @@ def test_prepare_with_target_spacing() -> None:
 def test_all_zero_input() -> None:
     with pytest.raises(InputError, match="zero"):
         prepare(np.zeros((4, 5, 5, 5), np.float32), (1, 1, 1), PreprocessConfig())
+
+
+def test_crop_does_not_change_the_scaling() -> None:
+    """The network sees the same values whether the brain is cropped first or the whole volume is
+    scaled (what the benchmark's comparison with the whole-volume MONAI baseline relies on)."""
+    from voxmmsd.preprocessing import crop
+
+    img = _image()
+    cfg = PreprocessConfig(crop_margin=2)
+    prepared = prepare(img, (1.0, 1.0, 1.0), cfg)
+    whole = scale_percentile(img, cfg.percentile, np.any(img != 0, axis=0))
+    np.testing.assert_array_equal(prepared.image, crop(whole, prepared.box))

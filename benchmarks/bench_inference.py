@@ -12,7 +12,11 @@ label map:
   between ours and the baseline comes from: the pipeline (then windows differs from
   the baseline) or the one-pass context (then windows matches the baseline);
 * baseline: ``monai.inferers.sliding_window_inference`` over the whole volume, 96^3
-  windows, overlap 0.5, constant blending, fp32, then the NIfTI label map.
+  windows, overlap 0.5, constant blending, fp32, then the NIfTI label map;
+* baseline-shifted (not in the default list): the baseline on the volume zero-padded by
+  24 voxels before each axis and cut back, i.e. the same inferer with its window grid
+  moved. Its Dice against the baseline's shows how much the baseline's own result
+  depends on where the window borders fall.
 
 Usage::
 
@@ -84,7 +88,7 @@ def worker_ours(case_dir: Path, model: str, out: Path, settings: Dict[str, Any])
             "dice": region_dice(pred.label, reference_label(files))}
 
 
-def worker_baseline(case_dir: Path, model: str, out: Path) -> Dict[str, Any]:
+def worker_baseline(case_dir: Path, model: str, out: Path, shift: int = 0) -> Dict[str, Any]:
     import torch
     from monai.inferers import sliding_window_inference
     from voxmmsd.io.discovery import find_case
@@ -103,10 +107,12 @@ def worker_baseline(case_dir: Path, model: str, out: Path) -> Dict[str, Any]:
     net.eval()
     case = load_case(files, with_label=False)
     image = scale_percentile(case.image, pkg.preprocessing.percentile, np.any(case.image != 0, axis=0))
+    if shift:
+        image = np.pad(image, [(0, 0)] + [(shift, 0)] * 3)
     with torch.inference_mode():
         logits = sliding_window_inference(torch.from_numpy(image)[None], (96, 96, 96), 1, net, overlap=0.5,
                                           mode="constant")
-    label = logits[0].argmax(0).numpy().astype(np.uint8)
+    label = logits[0].argmax(0).numpy().astype(np.uint8)[shift:, shift:, shift:]
     write_label_nifti(label, case.geometry, out / "segmentation.nii.gz")
     seconds = time.perf_counter() - t0
     return {"seconds": seconds, "dice": region_dice(label, reference_label(files))}
@@ -138,12 +144,13 @@ def main() -> int:
     ap.add_argument("--model", default=None, help="package folder or id (default: random full-size U-Net)")
     ap.add_argument("--methods", default="ours,onnx,windows,baseline")
     ap.add_argument("--out", type=Path, default=None)
-    ap.add_argument("--worker", choices=tuple(OUR_METHODS) + ("baseline",), help=argparse.SUPPRESS)
+    ap.add_argument("--worker", choices=tuple(OUR_METHODS) + ("baseline", "baseline-shifted"),
+                    help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
         out = Path(args.out) / args.worker
-        if args.worker == "baseline":
-            result = worker_baseline(args.case, args.model, out)
+        if args.worker.startswith("baseline"):
+            result = worker_baseline(args.case, args.model, out, 24 if args.worker == "baseline-shifted" else 0)
         else:
             result = worker_ours(args.case, args.model, out, OUR_METHODS[args.worker])
         result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3)
