@@ -125,6 +125,24 @@ def test_batch_skips_done_reports_bad_cases_and_shards(pkg: Path, tmp_path: Path
     assert (shard_out / "summary.shard-1-of-2.csv").is_file()
 
 
+def test_torchrun_splits_a_batch_across_processes(pkg: Path, tmp_path: Path) -> None:
+    """Two real torchrun processes each take their shard (RANK/WORLD_SIZE) of a three-case batch."""
+    data = synthetic.write_dataset(tmp_path / "data", n=3, geometry=synthetic.default_geometry((32, 40, 28)))
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
+    res = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port",
+                          "0", "-m", "voxmmsd", "segment", "--batch", str(data), "--out", str(out), "--model",
+                          str(pkg), "--device", "cpu", "--progress", "none", "--no-qc"],
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    shards = {}
+    for i in (0, 1):
+        rows = list(csv.DictReader(open(out / f"summary.shard-{i}-of-2.csv")))
+        shards[i] = sorted(r["case_id"] for r in rows if r["status"] == "done")
+    assert shards == {0: ["case000", "case002"], 1: ["case001"]}
+    assert all((out / c / "report.json").is_file() for c in ("case000", "case001", "case002"))
+
+
 BLOCK_TORCH = textwrap.dedent("""
     import sys
     class _NoTorch:

@@ -109,3 +109,17 @@ def test_argmax_and_label_convention() -> None:
     lab = argmax_labels(logits)
     assert lab.dtype == np.uint8 and set(np.unique(lab)) == {1, 3}
     assert set(np.unique(to_convention(lab, "legacy"))) == {1, 4}
+
+
+def test_each_torchrun_rank_takes_its_own_gpu(monkeypatch) -> None:
+    from voxmmsd.infer.backend import gpu_for_rank
+    from voxmmsd.infer.onnx_backend import provider_options
+
+    assert gpu_for_rank(4, {}) == 0  # not under torchrun
+    assert [gpu_for_rank(4, {"LOCAL_RANK": str(r)}) for r in range(6)] == [0, 1, 2, 3, 0, 1]
+    assert gpu_for_rank(0, {"LOCAL_RANK": "3"}) == 0  # no GPU: index unused
+    assert gpu_for_rank(2, {"LOCAL_RANK": "x"}) == 0
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5")
+    opts = provider_options(["CUDAExecutionProvider", "CPUExecutionProvider"], {"LOCAL_RANK": "3"})
+    assert opts == [{"device_id": "1"}, {}]
+    assert provider_options(["CPUExecutionProvider"], {"LOCAL_RANK": "3"}) == [{}]

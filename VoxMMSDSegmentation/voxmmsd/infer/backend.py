@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-from typing import TYPE_CHECKING, Any, Dict, Protocol
+import os
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol
 
 import numpy as np
 
@@ -41,6 +42,17 @@ class Backend(Protocol):
 
     def describe(self) -> Dict[str, Any]:
         """Name, device, precision and library versions (for reports)."""
+
+
+def gpu_for_rank(device_count: int, environ: Optional[Mapping[str, str]] = None) -> int:
+    """The GPU index this process should use: ``LOCAL_RANK`` (set by torchrun) modulo the number of
+    GPUs, so that ranks of a sharded batch spread over the machine's GPUs; 0 outside torchrun."""
+    env = os.environ if environ is None else environ
+    try:
+        rank = int(env.get("LOCAL_RANK", "0") or 0)
+    except ValueError:
+        rank = 0
+    return rank % device_count if device_count > 0 else 0
 
 
 def torch_available() -> bool:

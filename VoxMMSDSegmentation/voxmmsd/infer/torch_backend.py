@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from voxmmsd.errors import ConfigError
-from voxmmsd.infer.backend import DeviceOutOfMemoryError
+from voxmmsd.infer.backend import DeviceOutOfMemoryError, gpu_for_rank
 from voxmmsd.models.package import ModelPackage
 from voxmmsd.nets.unet import ConvBlock, VoxUNet
 from voxmmsd.nets.weights import load_into
@@ -68,7 +68,9 @@ class TorchBackend:
         from voxmmsd.jobs.device import select_device
 
         self.package = package
-        self.torch_device = select_device(device)
+        # under torchrun each rank of a sharded batch takes its own GPU
+        rank_gpu = gpu_for_rank(torch.cuda.device_count()) if torch.cuda.is_available() else 0
+        self.torch_device = select_device(device, rank_gpu)
         self.device = str(self.torch_device)
         self.precision = precision
         self.channels_last_requested = channels_last
