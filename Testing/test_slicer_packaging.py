@@ -19,7 +19,7 @@ if str(MODULE_DIR) not in sys.path:
 
 from voxmmsd.errors import ModelError  # noqa: E402
 from VoxMMSDSegmentationLib import commands, dependencies, models, naming  # noqa: E402
-from VoxMMSDSegmentationLib.lossplot import plot_losses  # noqa: E402
+from VoxMMSDSegmentationLib.lossplot import loss_picture, plot_losses  # noqa: E402
 
 SLICER_SIDE = [MODULE_DIR / "VoxMMSDSegmentation.py", ROOT / "scripts" / "slicer_batch.py"] + sorted(
     (MODULE_DIR / "VoxMMSDSegmentationLib").glob("*.py"))
@@ -259,3 +259,13 @@ def test_loss_plot(tmp_path):
     history = [(i, {"distill": 3.0 / i, "recon": 1.0 / i}) for i in range(1, 50)]
     assert plot_losses(history, tmp_path / "a.png", title="run")
     assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_loss_picture_falls_back_to_the_engine_png(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    assert loss_picture([], run, tmp_path / "b.png") is None  # nothing drawn, no engine picture
+    (run / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n")
+    assert loss_picture([], run, tmp_path / "b.png") == run / "loss.png"
+    history = [(i, {"recon": 1.0 / i}) for i in range(1, 5)]
+    assert loss_picture(history, run, tmp_path / "b.png") == tmp_path / "b.png"

@@ -319,6 +319,8 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         return Path(item.toolTip()) if item else None
 
     def refreshJobs(self) -> None:
+        from VoxMMSDSegmentationLib.events import format_duration
+
         statuses = self.logic.jobStatuses()
         table = self.ui.jobsTable
         selected = self.selectedRun()
@@ -328,7 +330,7 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             ev = st.events
             values = [st.run_dir.name, st.kind, st.state, f"{ev.iteration}/{ev.total}" if ev.total else "",
                       " ".join(f"{k} {v:.4g}" for k, v in sorted(ev.losses.items())),
-                      "" if ev.eta_s is None or not st.active else self.logic.formatDuration(ev.eta_s)]
+                      "" if ev.eta_s is None or not st.active else format_duration(ev.eta_s)]
             for col, value in enumerate(values):
                 item = qt.QTableWidgetItem(value)
                 item.setToolTip(str(st.run_dir))
@@ -530,23 +532,11 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def lossPlot(status) -> Optional[Path]:
-        """A PNG of the run's losses (the engine's RUN/loss.png, else drawn from the events)."""
-        from VoxMMSDSegmentationLib.lossplot import plot_losses
+        """A PNG of the run's losses (drawn from the events, else the engine's RUN/loss.png)."""
+        from VoxMMSDSegmentationLib.lossplot import loss_picture
 
         target = Path(slicer.util.tempDirectory()) / f"voxmmsd-loss-{abs(hash(str(status.run_dir)))}.png"
-        try:
-            if plot_losses(status.events.history, target, title=status.run_dir.name):
-                return target
-        except ImportError:  # matplotlib not installed yet
-            pass
-        engine_png = status.run_dir / "loss.png"
-        return engine_png if engine_png.is_file() else None
-
-    @staticmethod
-    def formatDuration(seconds: float) -> str:
-        from VoxMMSDSegmentationLib.events import format_duration
-
-        return format_duration(seconds)
+        return loss_picture(status.events.history, status.run_dir, target)
 
 
 # ---------------------------------------------------------------------------- test

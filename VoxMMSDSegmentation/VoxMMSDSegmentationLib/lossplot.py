@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 
 def plot_losses(history: List[Tuple[int, Dict[str, float]]], path: Path, title: str = "",
@@ -34,3 +34,15 @@ def plot_losses(history: List[Tuple[int, Dict[str, float]]], path: Path, title: 
     with atomic_path(Path(path)) as tmp:
         fig.savefig(str(tmp), format="png")
     return True
+
+
+def loss_picture(history: List[Tuple[int, Dict[str, float]]], run_dir: Path, target: Path) -> Optional[Path]:
+    """The picture the training panel shows: ``target`` drawn from the events, else the engine's
+    ``run_dir/loss.png`` (e.g. before matplotlib is installed in Slicer), else None."""
+    try:
+        if plot_losses(history, target, title=Path(run_dir).name):
+            return Path(target)
+    except ImportError:  # matplotlib not installed yet
+        pass
+    engine_png = Path(run_dir) / "loss.png"
+    return engine_png if engine_png.is_file() else None
