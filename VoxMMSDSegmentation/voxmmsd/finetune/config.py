@@ -2,16 +2,20 @@
 
 Sources, later ones winning: the defaults below, a YAML file (``--config``), then
 ``--set section.key=value`` overrides (the value is read as YAML, so
-``--set network.channels=[8,16,32,64,128]`` and ``--set data.val=0.25`` work).
+``--set network.channels=[8,16,32,64,128]`` and ``--set data.val=0.25`` work). Loading,
+parsing and the resume rule are those of :mod:`voxmmsd.jobs.config`, shared with pre-training.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
 
 from voxmmsd.errors import ConfigError
+from voxmmsd.jobs.config import build, load, merge, parse_overrides, read_yaml
+from voxmmsd.jobs.config import to_dict as config_to_dict
+from voxmmsd.jobs.config import to_yaml as config_to_yaml
 from voxmmsd.nets.config import UNetConfig
 from voxmmsd.preprocessing import PreprocessConfig
 
@@ -23,8 +27,8 @@ Selection = Union[None, int, float, Tuple[str, ...]]
 class DataConfig:
     root: Optional[str] = None  # the labelled data set folder (--data)
     labels: str = "auto"  # label convention of the files: auto | brats2023 | legacy
-    train: Selection = None  # None = every case not used for validation
-    val: Selection = 0.2
+    train: Selection = field(default=None, metadata={"parse": lambda v, k: _selection(v, k)})  # None = the rest
+    val: Selection = field(default=0.2, metadata={"parse": lambda v, k: _selection(v, k)})
     split_seed: int = 0
     cache_dir: Optional[str] = None  # None = RUN/cache
     workers: int = 0  # DataLoader worker processes
@@ -90,76 +94,14 @@ class FinetuneConfig:
         check(self)
 
     def to_dict(self) -> Dict[str, Any]:
-        out: Dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            out[f.name] = value.to_dict() if hasattr(value, "to_dict") else _plain(value)
-        return out
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "FinetuneConfig":
-        d = dict(d or {})
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ConfigError(f"Unknown configuration section(s) {sorted(unknown)}; "
-                              f"known: {[f.name for f in fields(cls)]}.")
-        kwargs: Dict[str, Any] = {}
-        for name, typ in (("data", DataConfig), ("train", TrainConfig), ("validation", ValidationConfig),
-                          ("init", InitConfig), ("package", PackageConfig)):
-            kwargs[name] = _section(typ, d.get(name) or {}, name)
-        try:
-            kwargs["network"] = UNetConfig.from_dict(_known(d.get("network") or {}, UNetConfig, "network"))
-            kwargs["preprocessing"] = PreprocessConfig.from_dict(
-                _known(d.get("preprocessing") or {}, PreprocessConfig, "preprocessing"))
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"Invalid network or preprocessing setting: {exc}.") from None
-        return cls(**kwargs)
+        return build(cls, d or {})
 
     def to_yaml(self) -> str:
-        import yaml
-
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
-
-
-def _plain(value: Any) -> Any:
-    if hasattr(value, "__dataclass_fields__"):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
-    if isinstance(value, tuple):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _known(d: Dict[str, Any], typ: Any, section: str) -> Dict[str, Any]:
-    if not isinstance(d, dict):
-        raise ConfigError(f"Configuration section '{section}' must be a mapping, not {d!r}.")
-    names = [f.name for f in fields(typ)]
-    unknown = set(d) - set(names)
-    if unknown:
-        raise ConfigError(f"Unknown setting(s) {sorted(section + '.' + k for k in unknown)}; "
-                          f"known in '{section}': {names}.")
-    return d
-
-
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """``value`` converted to the type of the field's ``default`` (selections keep their own type)."""
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, bool):
-                return value
-            raise ValueError("expected true or false")
-        if isinstance(default, int):
-            if isinstance(value, bool) or float(value) != int(value):
-                raise ValueError("expected a whole number")
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, str):
-            return str(value)
-        if isinstance(default, tuple):
-            return tuple(type(default[0])(v) for v in value)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"Setting {key}={value!r} is invalid ({exc}).") from None
-    return value
+        return config_to_yaml(self)
 
 
 def _selection(value: Any, key: str) -> Selection:
@@ -170,23 +112,6 @@ def _selection(value: Any, key: str) -> Selection:
     if isinstance(value, (list, tuple)):
         return tuple(str(v) for v in value)
     raise ConfigError(f"Setting {key}={value!r} is invalid: give a number of cases, a fraction or a list of case ids.")
-
-
-def _section(typ: Any, d: Dict[str, Any], name: str) -> Any:
-    d = _known(d, typ, name)
-    base = typ()
-    values = {}
-    for f in fields(typ):
-        if f.name not in d:
-            continue
-        key = f"{name}.{f.name}"
-        if typ is DataConfig and f.name in ("train", "val"):
-            values[f.name] = _selection(d[f.name], key)
-        elif getattr(base, f.name) is None:
-            values[f.name] = None if d[f.name] is None else str(d[f.name])
-        else:
-            values[f.name] = _coerce(d[f.name], getattr(base, f.name), key)
-    return replace(base, **values)
 
 
 def check(cfg: FinetuneConfig) -> None:
@@ -215,60 +140,10 @@ def check(cfg: FinetuneConfig) -> None:
         raise ConfigError("network.num_classes must be at least 4 (background, NETC, SNFH, ET; 5 adds RC).")
 
 
-def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
-    """``["train.lr=0.01", "network.channels=[8,16,32,64,128]"]`` -> a nested dict (values read as YAML)."""
-    import yaml
-
-    out: Dict[str, Any] = {}
-    for item in items or ():
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: write section.key=value (e.g. --set train.lr=0.0005).")
-        key, raw = item.split("=", 1)
-        parts = [p for p in key.strip().split(".") if p]
-        if len(parts) != 2:
-            raise ConfigError(f"--set {item!r}: the key must be section.key (e.g. data.patch_size).")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"--set {item!r}: the value is not valid YAML ({exc}).") from None
-        out.setdefault(parts[0], {})[parts[1]] = value
-    return out
-
-
-def merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
-    """Nested copy of ``base`` updated by ``extra`` (one level of sections)."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in base.items()}
-    for k, v in extra.items():
-        if isinstance(v, dict) and isinstance(out.get(k), dict):
-            out[k].update(v)
-        else:
-            out[k] = v
-    return out
-
-
-def read_yaml(path: Path) -> Dict[str, Any]:
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"Configuration file not found: {path}.")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Configuration file {path} is not valid YAML: {exc}.") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Configuration file {path} must hold a mapping of sections (data:, train:, ...).")
-    return data
-
-
 def load_config(path: Optional[Path] = None, overrides: Iterable[str] = (),
                 base: Optional[Dict[str, Any]] = None) -> FinetuneConfig:
     """Defaults (or ``base``), then the YAML file ``path``, then ``--set`` overrides."""
-    d = dict(base or {})
-    if path is not None:
-        d = merge(d, read_yaml(path))
-    d = merge(d, parse_overrides(list(overrides)))
-    return FinetuneConfig.from_dict(d)
+    return load(FinetuneConfig, path, overrides, base)
 
 
 def with_settings(cfg: FinetuneConfig, **sections: Dict[str, Any]) -> FinetuneConfig:
@@ -283,4 +158,5 @@ def selection_text(sel: Selection) -> str:
 
 
 __all__: List[str] = ["FinetuneConfig", "DataConfig", "TrainConfig", "ValidationConfig", "InitConfig",
-                      "PackageConfig", "load_config", "parse_overrides", "with_settings", "read_yaml"]
+                      "PackageConfig", "load_config", "parse_overrides", "with_settings", "read_yaml", "merge",
+                      "selection_text"]

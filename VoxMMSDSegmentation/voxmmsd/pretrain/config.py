@@ -2,7 +2,9 @@
 
 Saved as ``RUN/config.yaml`` and inside every checkpoint. Nested sections:
 ``network`` (:class:`UNetConfig`), ``preprocessing`` (:class:`PreprocessConfig`) and
-``augment`` (:class:`AugmentConfig`); everything else is flat.
+``augment`` (:class:`AugmentConfig`); everything else is a top-level setting. Loading,
+``--set`` parsing and the resume rule are those of :mod:`voxmmsd.jobs.config`, shared
+with fine-tuning (``--set network.channels=...``, ``--set lr=0.01``).
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterable, Optional, Tuple
 
 from voxmmsd.errors import ConfigError
+from voxmmsd.jobs.config import build, load, merge, parse_overrides, read_yaml
+from voxmmsd.jobs.config import to_dict as config_to_dict
+from voxmmsd.jobs.config import to_yaml as config_to_yaml
 from voxmmsd.nets.config import UNetConfig
 from voxmmsd.preprocessing import PreprocessConfig
 
@@ -59,8 +64,11 @@ class PretrainConfig:
     # ORMS
     n_pairs: int = 1024
     # heads and loss
-    out_dim: int = 512
+    out_dim: int = 512  # K: prototypes (head=dino) or output size (head=paper)
+    head: str = "dino"  # dino (MLP-GELU, bottleneck, L2, cosine to prototypes) | paper (Linear-BN-ReLU, L2)
     head_hidden: int = 0  # 0 = the pyramid's width (480 for the paper's network)
+    head_bottleneck: int = 256  # head=dino: width of the L2-normalised embedding
+    teacher_bn: str = "batch"  # teacher BatchNorm: batch statistics | running (the student's, copied)
     student_temp: float = 0.1
     teacher_temp: float = 0.04
     teacher_temp_end: float = 0.07
@@ -94,91 +102,11 @@ class PretrainConfig:
     tensorboard: bool = True
 
     def to_dict(self) -> Dict[str, Any]:
-        return _plain(dataclasses.asdict(self))
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, d: Dict[str, Any]) -> "PretrainConfig":
-        return _build(cls, d or {}, "")
-
-
-SECTIONS = {"network": UNetConfig, "preprocessing": PreprocessConfig, "augment": AugmentConfig}
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _coerce(value: Any, default: Any, key: str) -> Any:
-    """Convert ``value`` to the type of ``default`` (the field's default), or raise ConfigError."""
-    try:
-        if isinstance(default, bool):
-            if isinstance(value, str):
-                if value.lower() in ("true", "yes", "1", "on"):
-                    return True
-                if value.lower() in ("false", "no", "0", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if isinstance(default, tuple):
-            if isinstance(value, str):
-                value = [v for v in value.replace("[", "").replace("]", "").split(",") if v.strip()]
-            if not isinstance(value, (list, tuple)):
-                value = [value]
-            kind = type(default[0]) if default else float
-            return tuple(kind(v) for v in value)
-        if isinstance(default, int):
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(value)
-        if isinstance(default, float):
-            return float(value)
-        if isinstance(default, str):
-            return "" if value is None else str(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"Setting {key!r}: cannot use {value!r} (expected {type(default).__name__}, "
-                          f"like {default!r}).") from None
-    return value
-
-
-def _build(cls: Any, d: Dict[str, Any], prefix: str) -> Any:
-    if not isinstance(d, dict):
-        raise ConfigError(f"Setting {prefix.rstrip('.') or 'config'!r} must be a mapping, got {d!r}.")
-    if cls is UNetConfig or cls is PreprocessConfig:
-        defaults = cls().to_dict()
-        unknown = set(d) - set(defaults)
-        if unknown:
-            raise ConfigError(f"Unknown setting(s) {sorted(prefix + k for k in unknown)}; "
-                              f"known: {sorted(prefix + k for k in defaults)}.")
-        merged = dict(defaults)
-        obj = cls()
-        for k, v in d.items():
-            default = getattr(obj, k)
-            if default is None and isinstance(v, str):  # e.g. spacing "2,2,2"
-                default = (0.0, 0.0, 0.0) if v.strip().lower() not in ("", "none", "null") else None
-                v = None if default is None else v
-            merged[k] = _coerce(v, default, prefix + k) if default is not None and v is not None else v
-        try:
-            return cls.from_dict(merged)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"Invalid {prefix.rstrip('.')} settings: {exc}.") from None
-    default_obj = cls()
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = set(d) - names
-    if unknown:
-        raise ConfigError(f"Unknown setting(s) {sorted(prefix + k for k in unknown)}; "
-                          f"known: {sorted(prefix + k for k in names)}.")
-    kwargs = {}
-    for name, value in d.items():
-        default = getattr(default_obj, name)
-        if name in SECTIONS and cls is PretrainConfig:
-            kwargs[name] = _build(SECTIONS[name], value, f"{name}.")
-        else:
-            kwargs[name] = _coerce(value, default, prefix + name)
-    return cls(**kwargs)
+        return build(cls, d or {})
 
 
 def check(cfg: PretrainConfig) -> None:
@@ -197,6 +125,10 @@ def check(cfg: PretrainConfig) -> None:
         raise ConfigError(f"optimizer must be 'sgd' or 'adamw', got {cfg.optimizer!r}.")
     if cfg.recon_voxels not in ("masked", "all"):
         raise ConfigError(f"recon_voxels must be 'masked' or 'all', got {cfg.recon_voxels!r}.")
+    if cfg.head not in ("dino", "paper"):
+        raise ConfigError(f"head must be 'dino' or 'paper', got {cfg.head!r}.")
+    if cfg.teacher_bn not in ("batch", "running"):
+        raise ConfigError(f"teacher_bn must be 'batch' or 'running', got {cfg.teacher_bn!r}.")
     if cfg.precision not in ("auto", "fp32", "bf16", "fp16"):
         raise ConfigError(f"precision must be auto, fp32, bf16 or fp16, got {cfg.precision!r}.")
     positive = {"iterations": cfg.iterations, "batch_size": cfg.batch_size, "n_pairs": cfg.n_pairs,
@@ -209,68 +141,21 @@ def check(cfg: PretrainConfig) -> None:
         raise ConfigError("network.in_channels must be 4 (T1n, T1c, T2w, T2-FLAIR).")
 
 
-def parse_overrides(items: Iterable[str]) -> Dict[str, Any]:
-    """``["lr=0.01", "network.channels=4,8,16,32,64"]`` -> nested dict (values parsed as YAML)."""
-    import yaml
-
-    out: Dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--set {item!r}: use key=value, e.g. --set lr=0.01.")
-        key, text = item.split("=", 1)
-        try:
-            value = yaml.safe_load(text) if text.strip() else ""
-        except yaml.YAMLError:
-            value = text
-        node = out
-        parts = key.strip().split(".")
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-        node[parts[-1]] = value
-    return out
-
-
-def merge(base: Dict[str, Any], extra: Dict[str, Any]) -> Dict[str, Any]:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def read_yaml(path: Path) -> Dict[str, Any]:
-    import yaml
-
-    path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"Cannot read config file {path}: {exc.strerror}.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Config file {path} is not valid YAML: {exc}.") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"Config file {path} must hold a mapping of settings.")
-    return data
-
-
 def load_config(path: Optional[Path] = None, overrides: Iterable[str] = (),
                 base: Optional[Dict[str, Any]] = None) -> PretrainConfig:
     """Defaults <- ``base`` <- YAML file <- ``--set`` overrides; validated."""
-    d: Dict[str, Any] = dict(base or {})
-    if path is not None:
-        d = merge(d, read_yaml(path))
-    d = merge(d, parse_overrides(overrides))
-    cfg = PretrainConfig.from_dict(d)
+    cfg = load(PretrainConfig, path, overrides, base)
     check(cfg)
     return cfg
 
 
 def to_yaml(cfg: PretrainConfig) -> str:
-    import yaml
-
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    return config_to_yaml(cfg)
 
 
 def with_changes(cfg: PretrainConfig, **changes: Any) -> PretrainConfig:
     return dataclasses.replace(cfg, **changes)
+
+
+__all__ = ["AugmentConfig", "PretrainConfig", "check", "load_config", "to_yaml", "with_changes", "parse_overrides",
+           "merge", "read_yaml"]

@@ -1,0 +1,76 @@
+"""The one configuration loader shared by pre-training and fine-tuning: same parsing, merging and resume rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from voxmmsd.errors import ConfigError
+from voxmmsd.finetune.config import FinetuneConfig
+from voxmmsd.finetune.config import load_config as load_finetune
+from voxmmsd.jobs.config import differences, leaf_paths, merge, parse_overrides, resume_config
+from voxmmsd.pretrain.config import PretrainConfig
+from voxmmsd.pretrain.config import load_config as load_pretrain
+
+
+@pytest.mark.parametrize("text,value", [("true", True), ("yes", True), ("on", True), ("1", True),
+                                        ("false", False), ("off", False), ("0", False)])
+def test_booleans_parse_the_same_in_both_commands(text: str, value: bool) -> None:
+    assert load_pretrain(None, [f"deterministic={text}"]).deterministic is value
+    assert load_finetune(None, [f"data.augment={text}"]).data.augment is value
+
+
+@pytest.mark.parametrize("bad", ["maybe", "2", "[1]"])
+def test_bad_booleans_are_refused_by_both(bad: str) -> None:
+    with pytest.raises(ConfigError, match="true or false"):
+        load_pretrain(None, [f"deterministic={bad}"])
+    with pytest.raises(ConfigError, match="true or false"):
+        load_finetune(None, [f"data.augment={bad}"])
+
+
+def test_whole_numbers_and_tuples_parse_the_same() -> None:
+    with pytest.raises(ConfigError, match="whole number"):
+        load_pretrain(None, ["iterations=1.5"])
+    with pytest.raises(ConfigError, match="whole number"):
+        load_finetune(None, ["train.iterations=1.5"])
+    for text in ("64,64,64", "[64,64,64]"):
+        assert load_pretrain(None, [f"crop_size={text}"]).crop_size == (64, 64, 64)
+        assert load_finetune(None, [f"data.patch_size={text}"]).data.patch_size == (64, 64, 64)
+        five = text.replace("64,64,64", "64,64,64,64,64")
+        assert load_finetune(None, [f"network.channels={five}"]).network.channels == (64,) * 5
+    with pytest.raises(ConfigError, match="3 values"):
+        load_finetune(None, ["data.patch_size=[64,64]"])
+    assert load_finetune(None, ["preprocessing.spacing=2,2,2"]).preprocessing.spacing == (2.0, 2.0, 2.0)
+    assert load_finetune(None, ["preprocessing.spacing=null"]).preprocessing.spacing is None
+
+
+def test_deep_merge_keeps_siblings_at_every_depth(tmp_path: Path) -> None:
+    assert merge({"a": {"b": {"c": 1, "d": 2}}}, {"a": {"b": {"c": 3}}}) == {"a": {"b": {"c": 3, "d": 2}}}
+    (tmp_path / "p.yaml").write_text("augment:\n  blur_prob: 0.3\n  noise_std: 0.1\n")
+    cfg = load_pretrain(tmp_path / "p.yaml", ["augment.blur_prob=0.4"])
+    assert cfg.augment.blur_prob == 0.4 and cfg.augment.noise_std == 0.1
+    assert parse_overrides(["a.b.c=1", "a.b.d=x"]) == {"a": {"b": {"c": 1, "d": "x"}}}
+
+
+def test_unknown_keys_name_the_full_path() -> None:
+    with pytest.raises(ConfigError, match=r"did you mean train\.lr"):
+        load_finetune(None, ["lr=0.1"])
+    with pytest.raises(ConfigError, match=r"did you mean augment\.blur_prob"):
+        load_pretrain(None, ["blur_prob=0.1"])
+    with pytest.raises(ConfigError, match=r"known in 'network'"):
+        load_pretrain(None, ["network.chanels=1,2"])
+    assert "augment.gamma_range" in leaf_paths(PretrainConfig) and "train.lr" in leaf_paths(FinetuneConfig)
+
+
+def test_resume_rule_is_the_same_for_both() -> None:
+    for cls, free, changed, same in ((PretrainConfig, ("iterations",), {"lr": 0.5}, {"lr": 1e-3}),
+                                     (FinetuneConfig, ("train.iterations",), {"train": {"lr": 0.5}},
+                                      {"train": {"lr": 1e-3}})):
+        saved = cls().to_dict()
+        assert resume_config(cls, saved, same) == cls()  # the same value again is no change
+        with pytest.raises(ConfigError, match="allow-changed-settings") as err:
+            resume_config(cls, saved, changed)
+        assert "lr: 0.001 -> 0.5" in str(err.value)
+        assert resume_config(cls, saved, changed, allow_changed=True) != cls()
+        length = {"iterations": 7} if cls is PretrainConfig else {"train": {"iterations": 7}}
+        assert differences(cls(), resume_config(cls, saved, length, free=free))[0][2] == 7
