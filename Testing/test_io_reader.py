@@ -131,7 +131,7 @@ def test_non_overlapping_grids(tmp_path: Path) -> None:
     ref = synthetic.default_geometry((48, 56, 40))
     far = Geometry(ref.size, ref.spacing, (500.0, 500.0, 500.0), ref.direction)
     written = synthetic.write_case(tmp_path / "c", "far", seed=0, geometry=ref)
-    _write(written["t2w"], np.ones(far.shape, np.int16), far)
+    _write(written["t2w"], sitk.GetArrayFromImage(sitk.ReadImage(str(written["t2w"]))), far)
     with pytest.raises(InputError, match=r"T2-weighted.*covers only 0%"):
         load_case(find_case(tmp_path / "c"))
 

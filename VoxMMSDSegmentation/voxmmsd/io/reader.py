@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 
 from voxmmsd.errors import InputError
+from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
 
@@ -43,12 +44,14 @@ class Case:
 def read_image(path: Path, what: str = "image") -> sitk.Image:
     """Read one 3-D image (a file, or a folder holding a DICOM series) with checks.
 
-    Raises :class:`InputError` naming ``path`` if the file is missing, unreadable,
-    not 3-D, empty, or holds NaN/inf.
+    Raises :class:`InputError` naming ``path`` if the file is missing, unreadable, truncated
+    (shorter than its header says, or a cut gzip stream), not 3-D, empty, or holds NaN/inf
+    (checked on the raw data: ITK's NIfTI reader would turn them into 0).
     """
     path = Path(path)
     if not path.exists():
         raise InputError(f"{what} not found: {path}. Check the path.")
+    check_file_complete(path, what)
     try:
         if path.is_dir():
             reader = sitk.ImageSeriesReader()
@@ -91,27 +94,46 @@ def check_image(image: sitk.Image, path: Path, what: str = "image") -> sitk.Imag
     return image
 
 
+def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
+    """:func:`read_image` plus the MRI plausibility checks of :func:`voxmmsd.io.checks.check_mri`
+    (refusals raise; the warnings are returned)."""
+    image = read_image(path, what)
+    warnings = check_mri(sitk.GetArrayViewFromImage(image), image.GetSpacing(), Path(path), what)
+    return image, warnings
+
+
 def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
               allow_missing: Sequence[str] = ()) -> Case:
     """Read a case's sequences onto the reference sequence's grid.
 
     Sequences on another grid are resampled in physical space (linear); the label map
     is resampled with nearest neighbour. Sequences in ``allow_missing`` may be absent.
-    Nothing is written anywhere.
+    Every sequence passes the plausibility checks of :mod:`voxmmsd.io.checks` on its own grid
+    (refusals raise :class:`InputError`; warnings land in ``Case.warnings``), and no two
+    sequences may be the same file or hold identical voxels. Nothing is written anywhere.
     """
     present = [s for s in SEQUENCES if s in files.sequences]
     if any(s not in set(allow_missing) for s in files.missing):
         raise missing_error(files, allow_missing)
+    if not present:
+        raise missing_error(files)
+    check_distinct({s: files.sequences[s] for s in present}, SEQUENCE_NAMES)
+    warnings: List[str] = []
     if reference not in files.sequences:
         fallback = present[0]
         log.warning("reference %s missing in case %s; using %s's grid", reference, files.case_id, fallback)
         reference = fallback
-    ref_image = read_image(files.sequences[reference], SEQUENCE_NAMES[reference])
+    ref_image, ref_warn = read_sequence(files.sequences[reference], SEQUENCE_NAMES[reference])
+    warnings.extend(ref_warn)
     ref_geom = Geometry.of(ref_image)
     channels: List[np.ndarray] = []
     resampled: Dict[str, str] = {}
     for seq in present:
-        img = ref_image if seq == reference else read_image(files.sequences[seq], SEQUENCE_NAMES[seq])
+        if seq == reference:
+            img = ref_image
+        else:
+            img, seq_warn = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
+            warnings.extend(seq_warn)
         geom = Geometry.of(img)
         if not geom.same_as(ref_geom):
             check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom,
@@ -136,4 +158,7 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
         label = larr.astype(np.uint8)
     for seq, why in resampled.items():
         log.info("case %s: resampled %s: %s", files.case_id, seq, why)
-    return Case(files.case_id, np.stack(channels), present, ref_geom, reference, label, files, resampled)
+    check_distinct_arrays(dict(zip(present, channels)), files.sequences,
+                          {s: SEQUENCE_NAMES[s] for s in present})
+    return Case(files.case_id, np.stack(channels), present, ref_geom, reference, label, files, resampled,
+                warnings)
