@@ -155,36 +155,55 @@ def test_real_engine_runs_as_a_process():
 # ------------------------------------------------------------------ detached jobs
 
 TRAINER = textwrap.dedent("""
-    # test double of 'voxmmsd pretrain': events.jsonl, StopFlag, --resume, checkpoints/last.pt
-    import argparse, json, sys, time
+    # test double of 'voxmmsd pretrain' keeping the engine's agreed interface: events.jsonl, the run
+    # folder locked (FolderLock) for the whole run, RUN/stop.requested polled between iterations
+    # (removed at start), SIGINT/SIGTERM through StopFlag, --resume, checkpoints/last.pt
+    import argparse, json, os, sys, time
     from pathlib import Path
+    from voxmmsd.io.lock import FolderLock
     from voxmmsd.jobs.events import EventWriter, read_events
     from voxmmsd.jobs.stop import StopFlag
     p = argparse.ArgumentParser()
     p.add_argument("command"); p.add_argument("--out"); p.add_argument("--resume"); p.add_argument("--total", type=int)
     p.add_argument("--sleep", type=float, default=0.05)
+    p.add_argument("--ignore-stop", action="store_true", help="a hung engine: never looks at the stop file")
+    p.add_argument("--device")
     a = p.parse_args()
     run = Path(a.resume or a.out)
     run.mkdir(parents=True, exist_ok=True)
-    if a.total is None:  # like the engine, a resumed run keeps its own settings
-        a.total = int((run / "total.txt").read_text())
-    (run / "total.txt").write_text(str(a.total))
-    start = 0
-    if a.resume:
-        start = max([e.get("iteration", 0) for e in read_events(run / "events.jsonl") if e["event"] == "checkpoint"])
-    with EventWriter(run / "events.jsonl") as ev, StopFlag() as stop:
-        ev.emit(a.command, "start", iteration=start, total=a.total)
-        for it in range(start + 1, a.total + 1):
-            time.sleep(a.sleep)
-            ev.emit(a.command, "progress", iteration=it, total=a.total, losses={"loss": 1.0 / it}, lr=0.01,
-                    eta_s=(a.total - it) * a.sleep)
-            if stop.requested:
-                (run / "checkpoints").mkdir(exist_ok=True)
-                (run / "checkpoints" / "last.pt").write_text(str(it))
-                ev.emit(a.command, "checkpoint", iteration=it, total=a.total)
-                ev.emit(a.command, "stopped", iteration=it, total=a.total)
-                sys.exit(0)
-        ev.emit(a.command, "done", iteration=a.total, total=a.total)
+    with FolderLock(run, "pre-training run"):
+        (run / "stop.requested").unlink(missing_ok=True)
+        (run / "engine.pid").write_text(str(os.getpid()))
+        if a.total is None:  # like the engine, a resumed run keeps its own settings
+            a.total = int((run / "total.txt").read_text())
+        (run / "total.txt").write_text(str(a.total))
+        start = 0
+        if a.resume:
+            start = max([e.get("iteration", 0) for e in read_events(run / "events.jsonl")
+                         if e["event"] == "checkpoint"])
+        with EventWriter(run / "events.jsonl") as ev, StopFlag() as stop:
+            ev.emit(a.command, "start", iteration=start, total=a.total)
+            for it in range(start + 1, a.total + 1):
+                time.sleep(a.sleep)
+                ev.emit(a.command, "progress", iteration=it, total=a.total, losses={"loss": 1.0 / it}, lr=0.01,
+                        eta_s=(a.total - it) * a.sleep)
+                if not a.ignore_stop and (run / "stop.requested").exists():
+                    stop.request("stop file")
+                if stop.requested:
+                    (run / "checkpoints").mkdir(exist_ok=True)
+                    (run / "checkpoints" / "last.pt").write_text(str(it))
+                    ev.emit(a.command, "checkpoint", iteration=it, total=a.total)
+                    ev.emit(a.command, "stopped", iteration=it, total=a.total)
+                    sys.exit(0)
+            ev.emit(a.command, "done", iteration=a.total, total=a.total)
+""")
+
+#: stands in for PythonSlicer: starts the interpreter as a child in its own process group and
+#: forwards no signal (SIGTERM kills the launcher, the child goes on)
+LAUNCHER = textwrap.dedent("""
+    import subprocess, sys
+    child = subprocess.Popen(sys.argv[1:])
+    sys.exit(child.wait())
 """)
 
 
@@ -193,6 +212,13 @@ def trainer(tmp_path):
     script = tmp_path / "trainer.py"
     script.write_text(TRAINER)
     return script
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    script = tmp_path / "launcher.py"
+    script.write_text(LAUNCHER)
+    return [sys.executable, str(script)]
 
 
 @posix_only
@@ -219,6 +245,97 @@ def test_job_stop_reattach_resume(tmp_path, trainer):
     assert st.state == jobs.FINISHED and st.events.iteration == 60
     iterations = [it for it, _ in st.events.history]
     assert min(iterations[iterations.index(stopped_at) + 1:]) == stopped_at + 1  # continued, not restarted
+
+
+def engine_pid_of(run):
+    assert wait_for(lambda: (run / "engine.pid").is_file())
+    return int((run / "engine.pid").read_text())
+
+
+@posix_only
+def test_stop_through_a_launcher_that_forwards_no_signal(tmp_path, trainer, launcher):
+    """PythonSlicer-like launcher: Stop must reach the interpreter behind it (the stop file)."""
+    run = tmp_path / "run"
+    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer), "pretrain", "--out",
+                                                              str(run), "--total", "100000"])
+    assert wait_for(lambda: jobs.status(run).events.iteration >= 3)
+    engine = engine_pid_of(run)
+    assert engine != record.pid and jobs.status(run).engine_pid == engine  # the lock names the real trainer
+    assert jobs.stop(run) and jobs.stop_requested(run)
+    assert jobs.status(run).state == jobs.STOPPING
+    assert handle.wait(30) == 0  # the launcher ends because its child stopped by itself
+    assert process.wait_gone(engine, 10)
+    st = jobs.status(run)
+    assert st.state == jobs.STOPPED and st.resumable and st.engine_pid is None
+    assert (run / "checkpoints" / "last.pt").is_file()
+
+
+@posix_only
+def test_launcher_killed_alone_never_allows_a_second_trainer(tmp_path, trainer, launcher):
+    """The old bug: SIGTERM to the launcher's pid kills the launcher only; training goes on.
+    The run must still show as running (the engine holds the lock) and Resume must refuse."""
+    import signal
+
+    from voxmmsd.errors import InputError
+
+    run = tmp_path / "run"
+    cmd = launcher + [sys.executable, str(trainer), "pretrain", "--out", str(run), "--total", "100000"]
+    record, handle = jobs.launch(run, "pretrain", cmd)
+    assert wait_for(lambda: jobs.status(run).events.iteration >= 2)
+    engine = engine_pid_of(run)
+    os.kill(record.pid, signal.SIGTERM)  # what the old Stop did
+    handle.wait(10)
+    assert not process.pid_alive(record.pid) and process.pid_alive(engine)
+    before = jobs.status(run).events.iteration
+    assert wait_for(lambda: jobs.status(run).events.iteration > before + 2)  # training goes on ...
+    st = jobs.status(run)
+    assert st.state == jobs.RUNNING and st.engine_pid == engine  # ... and is shown as such, not "died"
+    with pytest.raises(InputError, match="still running"):
+        jobs.resume(run)
+    with pytest.raises(InputError, match="never gets two trainers"):
+        jobs.launch(run, "pretrain", cmd)
+    assert jobs.stop_and_wait(run, timeout=30) == "stopped"  # the stop file reaches the orphan too
+    assert process.wait_gone(engine, 10) and jobs.status(run).state == jobs.STOPPED
+    record2, handle2 = jobs.resume(run)  # now allowed, and only one trainer runs
+    assert wait_for(lambda: (jobs.status(run).engine_pid or engine) != engine)
+    assert jobs.stop_and_wait(run, timeout=30) == "stopped"
+    assert handle2.wait(10) == 0
+
+
+@posix_only
+def test_stop_falls_back_to_killing_the_process_group(tmp_path, trainer, launcher):
+    run = tmp_path / "run"
+    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer), "pretrain", "--out",
+                                                              str(run), "--total", "100000", "--ignore-stop"])
+    assert wait_for(lambda: jobs.status(run).events.iteration >= 2)
+    engine = engine_pid_of(run)
+    assert jobs.stop(run)
+    st = jobs.status(run)
+    assert not jobs.enforce_stop_timeout(st, timeout=60)  # not overdue yet: nothing killed
+    assert process.pid_alive(engine)
+    assert jobs.enforce_stop_timeout(st, timeout=60, now=time.time() + 61)  # overdue: the group is killed
+    handle.wait(10)
+    assert process.wait_gone(engine, 10) and process.wait_gone(record.pid, 10)
+    st = jobs.status(run)
+    assert st.state == jobs.DIED and not st.active
+    # the blocking variant does the same by itself after its timeout
+    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer), "pretrain", "--out",
+                                                              str(run), "--total", "100000", "--ignore-stop"])
+    assert wait_for(lambda: jobs.status(run).engine_pid not in (None, engine))
+    engine = jobs.status(run).engine_pid
+    assert jobs.stop_and_wait(run, timeout=1.0) == "killed"
+    assert process.wait_gone(engine, 10) and not jobs.status(run).active
+
+
+def test_windows_start_flags_give_a_group_and_no_console():
+    flags = process.popen_group_kwargs(windows=True)["creationflags"]
+    assert flags & 0x00000200 and flags & 0x08000000  # CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW
+    assert not flags & 0x00000008  # not DETACHED_PROCESS: a console control event could never arrive
+    if sys.platform.startswith("win"):
+        import subprocess
+
+        assert flags == subprocess.CREATE_NEW_PROCESS_GROUP | subprocess.CREATE_NO_WINDOW
+    assert process.popen_group_kwargs(windows=False) == {"start_new_session": True}
 
 
 @posix_only

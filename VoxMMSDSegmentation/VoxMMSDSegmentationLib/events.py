@@ -1,20 +1,40 @@
-"""Follow an engine's JSON events: progress, losses, ETA, warnings, outcome.
+"""Follow an engine's JSON events: progress, losses, ETA, warnings, diagnostics, outcome.
 
 Lines are parsed by :func:`voxmmsd.jobs.events.parse_line` (the engine's own parser);
 anything that is not an event is a log line. :class:`EventState` folds events into
-what the GUI shows; it is plain Python so that it can be tested without Slicer.
+what the GUI shows; :class:`EventTail` follows a growing ``events.jsonl`` by byte
+offset, so that a refresh reads only what was appended. Plain Python, tested without Slicer.
 """
 
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from voxmmsd.jobs.events import parse_line
 
 #: events that end a run, and the state they leave it in
 FINAL_EVENTS = {"done": "finished", "stopped": "stopped", "error": "failed"}
+
+#: the stages of one ``voxmmsd segment`` run in order, with their share of the progress bar
+SEGMENT_STAGES: Tuple[Tuple[str, float], ...] = (
+    ("read", 0.08), ("check", 0.02), ("preprocess", 0.08), ("predict", 0.72), ("postprocess", 0.05),
+    ("write", 0.05))
+
+
+def stage_fraction(stage: str, iteration: int = 0, total: int = 0) -> Optional[float]:
+    """Overall progress in [0, 1] of a segmentation at ``iteration``/``total`` of ``stage``
+    (None for a stage that is not one of :data:`SEGMENT_STAGES`)."""
+    start = 0.0
+    for name, weight in SEGMENT_STAGES:
+        if name == stage:
+            inner = min(1.0, max(0.0, iteration / float(total))) if total > 0 else 0.0
+            return start + weight * inner
+        start += weight
+    return None
 
 
 @dataclass
@@ -31,6 +51,14 @@ class EventState:
     outcome: Optional[str] = None  # finished / stopped / failed, once a final event arrived
     error: str = ""
     warnings: List[str] = field(default_factory=list)
+    #: every warning event as ``{"kind", "message"}`` (kinds: collapse, uncertainty, thick_slices, ...)
+    alerts: List[Dict[str, str]] = field(default_factory=list)
+    #: the latest pre-training ``diagnostics`` (teacher/student entropy, kl, voxel_cosine, center_norm)
+    diagnostics: Dict[str, float] = field(default_factory=dict)
+    #: a segmentation: progress runs over all of :data:`SEGMENT_STAGES` (training: iteration/total)
+    staged: bool = False
+    #: progress of a segmentation over all its stages (None: no staged events seen)
+    stage_progress: Optional[float] = None
     outputs: Dict[str, Any] = field(default_factory=dict)
     validation: Dict[str, Any] = field(default_factory=dict)
     checkpoint: str = ""
@@ -44,6 +72,8 @@ class EventState:
         """Progress in [0, 1]; 1 once finished."""
         if self.outcome == "finished":
             return 1.0
+        if self.stage_progress is not None:
+            return self.stage_progress
         if self.total <= 0:
             return 0.0
         return min(1.0, max(0.0, self.iteration / float(self.total)))
@@ -64,7 +94,14 @@ class EventState:
         if "iteration" in event and "total" in event:
             self.iteration = _int(event.get("iteration"), self.iteration)
             self.total = _int(event.get("total"), self.total)
+        staged = stage_fraction(self.stage, self.iteration if "iteration" in event else 0,
+                                self.total if "total" in event else 0) if self.staged else None
+        if staged is not None:  # the bar never moves back, also when a stage reports no counts
+            self.stage_progress = max(self.stage_progress or 0.0, staged)
         if kind == "progress":
+            diagnostics = _losses(event.get("diagnostics"))
+            if diagnostics:
+                self.diagnostics = diagnostics
             losses = _losses(event.get("losses"))
             if losses:
                 self.losses = losses
@@ -74,7 +111,9 @@ class EventState:
             if isinstance(event.get("eta_s"), (int, float)):
                 self.eta_s = float(event["eta_s"])
         elif kind == "warning":
-            self.warnings.append(str(event.get("message", "")))
+            message = str(event.get("message", ""))
+            self.warnings.append(message)
+            self.alerts.append({"kind": str(event.get("kind") or "warning"), "message": message})
         elif kind == "checkpoint":
             self.checkpoint = str(event.get("path", event.get("file", "")))
         elif kind == "validation":
@@ -104,11 +143,54 @@ class EventState:
             parts.append(" ".join(f"{k} {v:.4g}" for k, v in sorted(self.losses.items())))
         if self.eta_s is not None and self.outcome is None:
             parts.append("ETA " + format_duration(self.eta_s))
+        if self.diagnostics:
+            parts.append(" ".join(f"{k} {v:.3g}" for k, v in sorted(self.diagnostics.items())))
         if self.outcome:
             parts.append(self.outcome + (f": {self.error}" if self.error else ""))
         elif self.message:
             parts.append(self.message)
         return " | ".join(parts)
+
+
+    def alerts_of(self, kind: str) -> List[str]:
+        """Messages of the warning events of one ``kind`` (e.g. ``collapse``)."""
+        return [a["message"] for a in self.alerts if a["kind"] == kind]
+
+
+class EventTail:
+    """Follow a growing JSON-lines file: each :meth:`update` reads only the bytes appended
+    since the last one (a half-written last line waits for its end). A file that shrank or
+    was replaced is read again from the start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self.state = EventState()
+        self._partial = b""
+        self._inode: Optional[int] = None
+
+    def update(self) -> int:
+        """Fold the new complete lines into :attr:`state`; the number of new events."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return 0
+        if info.st_size < self.offset or (self._inode is not None and info.st_ino != self._inode):
+            self.offset, self._partial, self.state = 0, b"", EventState()
+        self._inode = info.st_ino
+        if info.st_size == self.offset:
+            return 0
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read(info.st_size - self.offset)
+        self.offset += len(data)
+        lines = (self._partial + data).split(b"\n")
+        self._partial = lines.pop()
+        count = 0
+        for raw in lines:
+            if self.state.feed_line(raw.decode("utf-8", errors="replace")) is not None:
+                count += 1
+        return count
 
 
 def _int(value: Any, default: int) -> int:

@@ -2,7 +2,7 @@
 
 A reader thread puts every output line into a queue; the GUI drains it from a timer
 (:meth:`EngineProcess.poll`). :meth:`EngineProcess.cancel` kills the whole process
-tree; :func:`request_stop` asks a training run to checkpoint and stop.
+tree (the group the process was started as the head of, plus every descendant).
 """
 
 from __future__ import annotations
@@ -59,13 +59,21 @@ def engine_environment(base: Optional[Mapping[str, str]] = None, device: str = "
     return env
 
 
-def _popen_group_kwargs(detached: bool) -> Dict[str, object]:
-    """Start the child in its own process group/session so that the tree can be signalled."""
-    if WINDOWS:
-        flags = subprocess.CREATE_NEW_PROCESS_GROUP  # type: ignore[attr-defined]
-        if detached:
-            flags |= 0x00000008  # DETACHED_PROCESS
-        return {"creationflags": flags}
+#: Windows process creation flags (``subprocess`` constants, spelled out for other platforms' tests)
+CREATE_NEW_PROCESS_GROUP = 0x00000200
+CREATE_NO_WINDOW = 0x08000000
+
+
+def popen_group_kwargs(windows: bool = WINDOWS) -> Dict[str, object]:
+    """``Popen`` arguments that start the child as the head of its own process group.
+
+    POSIX: a new session (``pgid == pid``), so that the launcher (``PythonSlicer``) and the
+    interpreter it starts can be killed together. Windows: a new process group and no
+    console window (``CREATE_NO_WINDOW``: the engine's console would otherwise pop up).
+    ``DETACHED_PROCESS`` is not used: it gives the child no console at all.
+    """
+    if windows:
+        return {"creationflags": CREATE_NEW_PROCESS_GROUP | CREATE_NO_WINDOW}
     return {"start_new_session": True}
 
 
@@ -90,7 +98,7 @@ class EngineProcess:
         self.proc = subprocess.Popen(
             self.command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
             env=self.env, cwd=str(self.cwd) if self.cwd else None, text=True, encoding="utf-8",
-            errors="replace", bufsize=1, **_popen_group_kwargs(detached=False),  # type: ignore[arg-type]
+            errors="replace", bufsize=1, **popen_group_kwargs(),  # type: ignore[arg-type]
         )
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True,
                                         name="voxmmsd-engine-reader")
@@ -173,34 +181,30 @@ def descendants(pid: int) -> List[int]:
     return out
 
 
-def kill_tree(pid: int) -> None:
-    """Kill ``pid`` and everything it started, also children that left its process group."""
+def kill_tree(pid: int, also: Sequence[int] = ()) -> None:
+    """Kill ``pid``, its process group and everything it started, also children that left the group.
+
+    ``also``: more processes to kill with it (e.g. the engine interpreter named by a run
+    folder's lock, whose launcher may already be gone).
+    """
+    pids = [p for p in [pid] + list(also) if p and p > 0]
     if WINDOWS:
-        subprocess.run(["taskkill", "/F", "/T", "/PID", str(pid)], stdout=subprocess.DEVNULL,
-                       stderr=subprocess.DEVNULL, check=False)
+        for p in pids:
+            subprocess.run(["taskkill", "/F", "/T", "/PID", str(p)], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, check=False,
+                           creationflags=CREATE_NO_WINDOW)  # type: ignore[call-arg]
         return
-    tree = descendants(pid)
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the session started for the child: pgid == pid
-    except (ProcessLookupError, PermissionError):
-        pass
-    for p in [pid] + tree:
+    tree = [d for p in pids for d in descendants(p)]
+    for p in pids:
+        try:
+            os.killpg(p, signal.SIGKILL)  # the session started for the child: pgid == pid
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+    for p in pids + tree:
         try:
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def request_stop(pid: int) -> bool:
-    """Ask a run to checkpoint and stop (SIGTERM; CTRL_BREAK on Windows). False if it is gone."""
-    try:
-        if WINDOWS:
-            os.kill(pid, signal.CTRL_BREAK_EVENT)  # type: ignore[attr-defined]
-        else:
-            os.kill(pid, signal.SIGTERM)
-    except (ProcessLookupError, PermissionError, OSError):
-        return False
-    return True
 
 
 def process_start_time(pid: int) -> Optional[str]:

@@ -59,7 +59,7 @@ class SegmentationJob:
         self.on_progress = on_progress
         self.reference = self.inputs.get(reference_key(self.inputs))
         self.name = name or f"{self.reference.GetName()} tumour segmentation"
-        self.state = EventState()
+        self.state = EventState(staged=True)
         self.status = PENDING
         self.error = ""
         self.log: List[str] = []
