@@ -85,6 +85,29 @@ def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: boo
     return np.stack(channels).astype(np.float32, copy=False), warnings
 
 
+def load_for_package(package: ModelPackage, files: CaseFiles, register: bool = False) -> Case:
+    """Read and check a case the way ``package`` needs it (missing sequences allowed only if tolerated);
+    needs no backend, so input errors come before the model loads."""
+    allow = [s for s in ("t1n", "t1c", "t2w", "t2f")
+             if s not in package.sequences or package.tolerates_missing]
+    missing = [s for s in package.sequences if s not in files.sequences]
+    if missing and not package.tolerates_missing:
+        names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
+        where = files.folder or files.case_id
+        raise InputError(f"Case {files.case_id!r} ({where}) has no {names}; this model needs every one of its "
+                         f"sequences (it does not tolerate a missing one). Provide the image(s) "
+                         f"(e.g. --{missing[0]} FILE) or choose a model that tolerates missing sequences.")
+    if register:
+        from voxmmsd.infer.register import load_case_registered
+
+        return load_case_registered(files, allow_missing=allow)
+    case = load_case(files, with_label=False, allow_missing=allow)
+    from voxmmsd.infer.register import skull_strip_warnings
+
+    case.warnings.extend(skull_strip_warnings(case))
+    return case
+
+
 class Predictor:
     """Segment cases with one model package. Build once; call :meth:`predict` per case."""
 
@@ -202,24 +225,7 @@ class Predictor:
 
     def load(self, files: CaseFiles, register: bool = False) -> Case:
         """Read a case the way this model needs it (missing sequences allowed only if tolerated)."""
-        allow = [s for s in ("t1n", "t1c", "t2w", "t2f")
-                 if s not in self.package.sequences or self.package.tolerates_missing]
-        missing = [s for s in self.package.sequences if s not in files.sequences]
-        if missing and not self.package.tolerates_missing:
-            names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
-            where = files.folder or files.case_id
-            raise InputError(f"Case {files.case_id!r} ({where}) has no {names}; this model needs every one of its "
-                             f"sequences (it does not tolerate a missing one). Provide the image(s) "
-                             f"(e.g. --{missing[0]} FILE) or choose a model that tolerates missing sequences.")
-        if register:
-            from voxmmsd.infer.register import load_case_registered
-
-            return load_case_registered(files, allow_missing=allow)
-        case = load_case(files, with_label=False, allow_missing=allow)
-        from voxmmsd.infer.register import skull_strip_warnings
-
-        case.warnings.extend(skull_strip_warnings(case))
-        return case
+        return load_for_package(self.package, files, register)
 
     def predict_files(self, files: CaseFiles, register: bool = False,
                       progress: Optional[Progress] = None) -> Prediction:
