@@ -18,7 +18,7 @@ if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
 from voxmmsd.errors import ModelError  # noqa: E402
-from VoxMMSDSegmentationLib import commands, dependencies, models, naming  # noqa: E402
+from VoxMMSDSegmentationLib import commands, models, naming  # noqa: E402
 from VoxMMSDSegmentationLib.lossplot import loss_picture, plot_losses  # noqa: E402
 
 SLICER_SIDE = [MODULE_DIR / "VoxMMSDSegmentation.py", ROOT / "scripts" / "slicer_batch.py"] + sorted(
@@ -205,29 +205,6 @@ def test_model_list_import_and_runs(tmp_path, monkeypatch):
     (tmp_path / "bad" / "model.json").write_text("{}")
     with pytest.raises(ModelError, match="lacks 'id'"):
         models.import_model_folder(tmp_path / "bad")
-
-
-# ------------------------------------------------------------------ dependencies
-
-def test_install_plan():
-    present = {"scipy", "yaml", "tqdm", "matplotlib", "jsonschema", "slicerio", "monai"}
-    find = lambda name: object() if name in present else None
-    plan = dependencies.install_plan(training=False, gpu=True, find_spec=find)
-    assert plan == {"pip": ["onnxruntime-gpu>=1.16"], "torch": False}
-    plan = dependencies.install_plan(training=True, gpu=False, find_spec=find)
-    assert plan["pip"] == ["onnxruntime>=1.16", "safetensors>=0.4", "tensorboard>=2.12", "onnx>=1.14"]
-    assert plan["torch"] is True
-    assert "PyTorch extension" in dependencies.describe(plan)
-    assert dependencies.describe({"pip": [], "torch": False}) == ""
-    assert dependencies.has_nvidia_gpu(lambda name: None) is False
-
-
-def test_install_runs_pip_and_torch():
-    calls = []
-    dependencies.install({"pip": ["a>=1", "b>=2"], "torch": True}, calls.append, lambda: calls.append("torch"))
-    assert calls == ["a>=1", "b>=2", "torch"]
-    with pytest.raises(RuntimeError, match="PyTorch extension"):
-        dependencies.install({"pip": [], "torch": True}, calls.append, None)
 
 
 # ------------------------------------------------------------------ commands
