@@ -117,12 +117,11 @@ def test_segmentation_runs_without_torch_or_training_packages(tmp_path):
     """The real engine segments a case (ONNX Runtime) in a process that cannot import torch,
     matplotlib or any other training-only package: the inference plan is complete."""
     pytest.importorskip("torch")  # only to build the tiny ONNX model package here
+    import torch
     from voxmmsd import synthetic
     from voxmmsd.models.package import save_package
     from voxmmsd.nets.unet import UNetConfig, VoxUNet
     from voxmmsd.preprocessing import PreprocessConfig
-
-    import torch
 
     torch.manual_seed(0)
     cfg = UNetConfig(channels=(4, 8, 16, 32, 64))
