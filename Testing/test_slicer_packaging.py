@@ -19,7 +19,6 @@ if str(MODULE_DIR) not in sys.path:
 
 from voxmmsd.errors import ModelError  # noqa: E402
 from VoxMMSDSegmentationLib import commands, models, naming  # noqa: E402
-from VoxMMSDSegmentationLib.lossplot import loss_picture, plot_losses  # noqa: E402
 
 SLICER_SIDE = [MODULE_DIR / "VoxMMSDSegmentation.py", ROOT / "scripts" / "slicer_batch.py"] + sorted(
     (MODULE_DIR / "VoxMMSDSegmentationLib").glob("*.py"))
@@ -120,8 +119,8 @@ def test_slicer_side_parses_as_python_39(path):
 
 def test_library_imports_without_slicer_or_qt():
     code = ("import sys; sys.path.insert(0, %r)\n" % str(MODULE_DIR)
-            + "import VoxMMSDSegmentationLib.%s\n" * 11 % ("batch", "commands", "dependencies", "events", "jobs",
-                                                           "lossplot", "models", "naming", "process", "scene",
+            + "import VoxMMSDSegmentationLib.%s\n" * 11 % ("batch", "chart", "commands", "dependencies", "events",
+                                                           "jobs", "models", "naming", "process", "scene",
                                                            "segmentation")
             + "bad = [m for m in ('slicer', 'qt', 'torch', 'vtk', 'matplotlib') if m in sys.modules]\n"
             + "assert not bad, bad\n")
@@ -229,20 +228,3 @@ def test_training_arguments():
     fine = commands.finetune_arguments(commands.FinetuneOptions("D", "R", init="P", labelled_cases=5))
     assert fine[fine.index("--init") + 1] == "P" and "data.train=5" in fine and "train.iterations=20000" in fine
     assert "--init" not in commands.finetune_arguments(commands.FinetuneOptions("D", "R"))
-
-
-def test_loss_plot(tmp_path):
-    assert not plot_losses([], tmp_path / "a.png")
-    history = [(i, {"distill": 3.0 / i, "recon": 1.0 / i}) for i in range(1, 50)]
-    assert plot_losses(history, tmp_path / "a.png", title="run")
-    assert (tmp_path / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_loss_picture_falls_back_to_the_engine_png(tmp_path):
-    run = tmp_path / "run"
-    run.mkdir()
-    assert loss_picture([], run, tmp_path / "b.png") is None  # nothing drawn, no engine picture
-    (run / "loss.png").write_bytes(b"\x89PNG\r\n\x1a\n")
-    assert loss_picture([], run, tmp_path / "b.png") == run / "loss.png"
-    history = [(i, {"recon": 1.0 / i}) for i in range(1, 5)]
-    assert loss_picture(history, run, tmp_path / "b.png") == tmp_path / "b.png"

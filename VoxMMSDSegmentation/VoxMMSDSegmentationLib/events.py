@@ -91,9 +91,11 @@ class EventState:
             self.message = str(event["message"])
         if kind == "start":
             self.outcome, self.error = None, ""
-        if "iteration" in event and "total" in event:
-            self.iteration = _int(event.get("iteration"), self.iteration)
+        if "total" in event:
             self.total = _int(event.get("total"), self.total)
+            self.iteration = _int(event.get("iteration"), 0 if kind == "start" else self.iteration)
+        elif "iteration" in event:
+            self.iteration = _int(event.get("iteration"), self.iteration)
         staged = stage_fraction(self.stage, self.iteration if "iteration" in event else 0,
                                 self.total if "total" in event else 0) if self.staged else None
         if staged is not None:  # the bar never moves back, also when a stage reports no counts
