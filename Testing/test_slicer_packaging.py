@@ -4,7 +4,6 @@ syntax, the .ui widgets the code uses, input naming, the model list, dependencie
 from __future__ import annotations
 
 import ast
-import json
 import re
 import sys
 import xml.etree.ElementTree as ET
@@ -17,8 +16,7 @@ MODULE_DIR = ROOT / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from voxmmsd.errors import ModelError  # noqa: E402
-from VoxMMSDSegmentationLib import commands, models, naming  # noqa: E402
+from VoxMMSDSegmentationLib import commands, naming  # noqa: E402
 
 SLICER_SIDE = [MODULE_DIR / "VoxMMSDSegmentation.py", ROOT / "scripts" / "slicer_batch.py"] + sorted(
     (MODULE_DIR / "VoxMMSDSegmentationLib").glob("*.py"))
@@ -163,47 +161,6 @@ def test_assign_inputs(names, expected):
 def test_each_volume_used_once():
     got = naming.assign_inputs(["t1"])
     assert list(got.values()).count("t1") == 1 and got["t1n"] == "t1"
-
-
-# ------------------------------------------------------------------ models
-
-def write_model(folder: Path, model_id="voxmmsd-brats-default", version="1.0.0", **extra) -> Path:
-    folder.mkdir(parents=True)
-    data = {"schema_version": 1, "id": model_id, "version": version, "name": "BraTS default",
-            "sequences": ["t1n", "t1c", "t2w", "t2f"], "tolerates_missing": False, "labels": []}
-    data.update(extra)
-    (folder / "model.json").write_text(json.dumps(data))
-    (folder / "weights.safetensors").write_bytes(b"x")
-    return folder
-
-
-def test_model_list_import_and_runs(tmp_path, monkeypatch):
-    monkeypatch.setenv("VOXMMSD_HOME", str(tmp_path / "home"))
-    monkeypatch.setattr(models, "bundled_models_dirs", lambda: [tmp_path / "bundled"])
-    write_model(tmp_path / "bundled" / "default")
-    (tmp_path / "bundled" / "catalog.json").write_text(json.dumps({"models": [
-        {"id": "voxmmsd-brats-default", "version": "1.0.0"}, {"id": "voxmmsd-brats-large", "version": "2.0"}]}))
-    run = tmp_path / "run"
-    write_model(run / "model", model_id="my-finetuned", tolerates_missing=True)
-    src = write_model(tmp_path / "downloads" / "other", model_id="other", version="0.1")
-
-    entries = models.list_models(run_dirs=[run])
-    assert [(e.id, e.source) for e in entries] == [("voxmmsd-brats-default", "bundled"), ("my-finetuned", "run"),
-                                                   ("voxmmsd-brats-large", "catalog")]
-    assert entries[1].tolerates_missing and entries[1].argument == str(run / "model")
-    assert entries[2].argument == "voxmmsd-brats-large" and entries[2].path is None
-    assert models.default_index(entries) == 0
-
-    imported = models.import_model_folder(src)
-    assert imported.path == tmp_path / "home" / "models" / "other-0.1"
-    assert (imported.path / "weights.safetensors").is_file()
-    assert ("other", "installed") in [(e.id, e.source) for e in models.list_models()]
-    with pytest.raises(ModelError, match="not a model package"):
-        models.import_model_folder(tmp_path / "downloads")
-    (tmp_path / "bad").mkdir()
-    (tmp_path / "bad" / "model.json").write_text("{}")
-    with pytest.raises(ModelError, match="lacks 'id'"):
-        models.import_model_folder(tmp_path / "bad")
 
 
 # ------------------------------------------------------------------ commands
