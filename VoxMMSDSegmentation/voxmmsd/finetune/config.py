@@ -37,6 +37,7 @@ class DataConfig:
     foreground_ratio: float = 0.33  # share of patches centred on a tumour voxel
     augment: bool = True
     sequence_dropout: float = 0.0  # probability that a patch loses 1..C-1 whole sequences
+    clinical_sim: float = 0.0  # probability of a simulated clinical acquisition (thick slices, noise, bias)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class TrainConfig:
     precision: str = "auto"  # auto (bf16 on GPUs, fp32 on CPUs) | bf16 | fp16 | fp32
     seed: int = 0
     log_every: int = 10
+    loss: str = "dice_ce"  # dice_ce (softmax classes) | regions (sigmoid WT, TC, ET: BraTS region training)
 
 
 @dataclass(frozen=True)
@@ -132,6 +134,10 @@ def check(cfg: FinetuneConfig) -> None:
         raise ConfigError(f"train.optimizer={t.optimizer!r}: use adamw or sgd.")
     if t.lr <= 0 or t.final_lr < 0:
         raise ConfigError("train.lr must be positive and train.final_lr not negative.")
+    if t.loss not in ("dice_ce", "regions"):
+        raise ConfigError(f"train.loss={t.loss!r}: use dice_ce (classes) or regions (WT, TC, ET).")
+    if not 0.0 <= d.clinical_sim <= 1.0:
+        raise ConfigError("data.clinical_sim is a probability between 0 and 1.")
     if t.precision not in ("auto", "bf16", "fp16", "fp32"):
         raise ConfigError(f"train.precision={t.precision!r}: use auto, bf16, fp16 or fp32.")
     if not 0.0 <= cfg.validation.overlap < 1.0 or cfg.validation.blend not in ("gaussian", "constant"):

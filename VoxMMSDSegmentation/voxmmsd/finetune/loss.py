@@ -1,4 +1,4 @@
-"""Segmentation loss: soft Dice over the tumour classes plus cross-entropy."""
+"""Segmentation losses: soft Dice + cross-entropy over the classes, or soft Dice + BCE over the regions."""
 
 from __future__ import annotations
 
@@ -32,3 +32,45 @@ def dice_ce_loss(logits: torch.Tensor, target: torch.Tensor, dice_weight: float 
     ce = F.cross_entropy(logits.float(), target.long())
     total = dice_weight * dice + ce_weight * ce
     return total, {"loss": float(total.detach()), "dice": float(dice.detach()), "ce": float(ce.detach())}
+
+
+#: region outputs: channel -> internal labels (BraTS 2023) that make up the region
+REGION_CHANNELS = ((1, (1, 2, 3)), (2, (1, 3)), (3, (3,)))  # WT, TC, ET
+
+
+def region_targets(target: torch.Tensor) -> torch.Tensor:
+    """(N, 3, D, H, W) float masks of WT, TC and ET from class labels (N, D, H, W)."""
+    t = target.long()
+    masks = []
+    for _, labels in REGION_CHANNELS:
+        m = t == labels[0]
+        for v in labels[1:]:
+            m = m | (t == v)
+        masks.append(m)
+    return torch.stack(masks, dim=1).float()
+
+
+def region_loss(logits: torch.Tensor, target: torch.Tensor, smooth: float = 1e-5) -> Tuple[torch.Tensor,
+                                                                                           Dict[str, float]]:
+    """Soft Dice + binary cross-entropy on the overlapping regions WT, TC, ET (channels 1, 2, 3, sigmoid).
+
+    This is the region-based training of BraTS winners and nnU-Net's BraTS setting: each region is its
+    own sigmoid output, so the loss is measured on the very regions BraTS scores. Channel 0 is unused.
+    """
+    z = logits.float()[:, [c for c, _ in REGION_CHANNELS]]
+    y = region_targets(target)
+    probs = torch.sigmoid(z)
+    dims = (0, 2, 3, 4)
+    inter = (probs * y).sum(dims)
+    denom = probs.sum(dims) + y.sum(dims)
+    dice = 1.0 - ((2.0 * inter + smooth) / (denom + smooth)).mean()
+    bce = F.binary_cross_entropy_with_logits(z, y)
+    total = dice + bce
+    return total, {"loss": float(total.detach()), "dice": float(dice.detach()), "ce": float(bce.detach())}
+
+
+def training_loss(name: str):  # -> Callable[[Tensor, Tensor], Tuple[Tensor, Dict[str, float]]]
+    """The loss function of ``train.loss``: ``dice_ce`` (softmax classes) or ``regions`` (sigmoid WT/TC/ET)."""
+    if name == "regions":
+        return region_loss
+    return dice_ce_loss

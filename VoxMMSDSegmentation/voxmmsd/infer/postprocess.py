@@ -44,3 +44,58 @@ def min_component_voxels(min_ml: float, voxel_volume_ml: float) -> int:
 def to_convention(label: np.ndarray, convention: str = BRATS2023) -> np.ndarray:
     """The internal label map in ``convention`` (``brats2023`` keeps it, ``legacy`` maps ET 3 -> 4)."""
     return label if convention == BRATS2023 else from_internal(label, convention)
+
+
+#: how a network's outputs read: ``classes`` (softmax, argmax) or ``regions`` (sigmoid WT, TC, ET in 1, 2, 3)
+OUTPUT_KINDS = ("classes", "regions")
+
+
+def regions_to_labels(scores: np.ndarray, threshold: float = 0.0) -> np.ndarray:
+    """Label map (z, y, x) from region logits (K, z, y, x): channel 1 WT, 2 TC, 3 ET above ``threshold``.
+
+    The regions nest the BraTS way: WT -> SNFH (2), TC inside WT -> NETC (1), ET inside TC -> ET (3).
+    """
+    wt, tc, et = scores[1] > threshold, scores[2] > threshold, scores[3] > threshold
+    label = np.zeros(scores.shape[1:], np.uint8)
+    label[wt] = 2
+    label[wt & tc] = 1
+    label[wt & tc & et] = 3
+    return label
+
+
+def labels_from_scores(scores: np.ndarray, output: str = "classes") -> np.ndarray:
+    """The label map of network outputs (K, z, y, x) read as ``output`` (see :data:`OUTPUT_KINDS`)."""
+    if output == "regions":
+        return regions_to_labels(scores)
+    return argmax_labels(scores)
+
+
+def small_et_to_netc(label: np.ndarray, min_voxels: int) -> Tuple[np.ndarray, int]:
+    """If the whole predicted ET (3) is smaller than ``min_voxels``, relabel it NETC (1).
+
+    The BraTS practice for a few scattered false-positive ET voxels (ET Dice is 0 or 1 on cases
+    without ET). Returns the label map and the number of voxels relabelled.
+    """
+    n = int(np.count_nonzero(label == 3))
+    if min_voxels <= 0 or n == 0 or n >= min_voxels:
+        return label, 0
+    out = label.copy()
+    out[out == 3] = 1
+    return out, n
+
+
+def confidence_map(scores: np.ndarray, output: str = "classes") -> np.ndarray:
+    """Per voxel confidence in [0, 1] of the decision made from ``scores`` (K, z, y, x).
+
+    ``classes``: the largest softmax probability, rescaled from [1/K, 1] to [0, 1]; ``regions``: the
+    least certain of the three region decisions, ``min_r |2 sigmoid(z_r) - 1|``.
+    """
+    s = scores.astype(np.float32, copy=False)
+    if output == "regions":
+        p = 1.0 / (1.0 + np.exp(-np.clip(s[1:4], -30, 30)))
+        return np.min(np.abs(2.0 * p - 1.0), axis=0)
+    z = s - s.max(axis=0, keepdims=True)
+    e = np.exp(z)
+    top = 1.0 / e.sum(axis=0)  # exp(0) / sum
+    k = s.shape[0]
+    return np.clip((top - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)

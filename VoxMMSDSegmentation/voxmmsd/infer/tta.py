@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from typing import List, Tuple
+from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
@@ -16,8 +16,12 @@ def mirror_axes(n_axes: int = 3) -> List[Tuple[int, ...]]:
     return [c for r in range(n_axes + 1) for c in itertools.combinations(spatial, r)]
 
 
-def with_mirroring(forward: Forward, axes: List[Tuple[int, ...]] = None) -> Forward:  # type: ignore[assignment]
-    """A forward that averages ``forward`` over mirrored copies of its input (flipped back before averaging)."""
+def with_mirroring(forward: Forward, axes: List[Tuple[int, ...]] = None,  # type: ignore[assignment]
+                   on_pass: Optional[Callable[[np.ndarray], None]] = None) -> Forward:
+    """A forward that averages ``forward`` over mirrored copies of its input (flipped back before averaging).
+
+    ``on_pass`` sees each pass's output (flipped back), e.g. to measure how much the passes disagree.
+    """
     combos = axes if axes is not None else mirror_axes()
 
     def mirrored(x: np.ndarray) -> np.ndarray:
@@ -26,6 +30,8 @@ def with_mirroring(forward: Forward, axes: List[Tuple[int, ...]] = None) -> Forw
             xi = np.ascontiguousarray(np.flip(x, flip)) if flip else x
             out = forward(xi)
             out = np.flip(out, flip) if flip else out
+            if on_pass is not None:
+                on_pass(out)
             total = out.astype(np.float32, copy=True) if total is None else total + out
         return total / float(len(combos))
 

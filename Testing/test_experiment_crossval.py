@@ -1,0 +1,63 @@
+"""Cross-validation splits (fixed, stratified, saved) and the out-of-fold summary."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from voxmmsd.errors import InputError
+from voxmmsd.experiment.crossval import (
+    format_table,
+    make_folds,
+    read_splits,
+    summarise_folds,
+    training_ids,
+    write_splits,
+)
+
+SOURCES = {**{f"a{i:02d}": "a" for i in range(12)}, **{f"b{i:02d}": "b" for i in range(10)}}
+
+
+def test_folds_partition_the_cases_and_mix_the_sources() -> None:
+    folds = make_folds(SOURCES, 5, seed=0)
+    flat = [c for f in folds for c in f]
+    assert sorted(flat) == sorted(SOURCES) and len(set(flat)) == len(flat)
+    assert sorted(len(f) for f in folds) == [4, 4, 4, 5, 5]
+    for f in folds:
+        assert {SOURCES[c] for c in f} == {"a", "b"}
+        assert 2 <= sum(SOURCES[c] == "a" for c in f) <= 3
+    assert make_folds(SOURCES, 5, seed=0) == folds
+    assert make_folds(dict(reversed(list(SOURCES.items()))), 5, seed=0) == folds  # order does not matter
+    assert make_folds(SOURCES, 5, seed=1) != folds
+    assert set(training_ids(folds, 2)) == set(SOURCES) - set(folds[2])
+
+
+def test_split_file_round_trip_and_errors(tmp_path: Path) -> None:
+    folds = make_folds(SOURCES, 5)
+    path = write_splits(tmp_path / "splits.json", folds, SOURCES, 0)
+    assert read_splits(path) == folds
+    data = json.loads(path.read_text())
+    data["folds"][1].append(data["folds"][0][0])
+    path.write_text(json.dumps(data))
+    with pytest.raises(InputError, match="two folds"):
+        read_splits(path)
+    with pytest.raises(InputError, match="not found"):
+        read_splits(tmp_path / "none.json")
+    with pytest.raises(InputError):
+        make_folds({"x": "a"}, 5)
+
+
+def test_summary_means_and_sds_over_cases_and_folds() -> None:
+    folds = [["c1", "c2"], ["c3", "c4"]]
+    dice = {"c1": 0.9, "c2": 0.7, "c3": 0.5, "c4": 0.3}
+    rows = [{"case_id": c, "region": r, "dice": str(d), "hd95_mm": "nan" if c == "c4" else "5", "lesion_dice": d}
+            for c, d in dice.items() for r in ("WT", "TC", "ET")]
+    s = summarise_folds(rows, folds)
+    assert s["WT"]["dice"]["mean"] == pytest.approx(0.6)
+    assert s["WT"]["dice"]["sd_cases"] == pytest.approx(np.std(list(dice.values()), ddof=1))
+    assert s["WT"]["dice"]["sd_folds"] == pytest.approx(np.std([0.8, 0.4], ddof=1))
+    assert s["ET"]["hd95_mm"]["n"] == 3 and s["ET"]["hd95_mm"]["mean"] == pytest.approx(5.0)
+    table = format_table(s)
+    assert "| WT | 0.600 ± 0.258" in table and table.count("\n") == 4

@@ -1,0 +1,115 @@
+"""K-fold cross-validation: fixed, saved splits and the summary of out-of-fold scores.
+
+The folds are stratified by source (the folder a case came from, e.g. ``brats2018`` or
+``extra/brats21``) so that every fold holds cases of each source: each source's ids are
+sorted, shuffled with ``seed`` and dealt round-robin, continuing from fold to fold.
+The split file (JSON) records the folds so that every recipe is scored on the same ones.
+
+Scores come from ``voxmmsd evaluate`` (``per_case.csv``) of the predictions that each
+fold's model made, through the shipped ``segment`` path, on the cases it never saw.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, Iterable, List, Mapping, Sequence
+
+import numpy as np
+
+from voxmmsd.errors import InputError
+
+
+def make_folds(sources: Mapping[str, str], k: int = 5, seed: int = 0) -> List[List[str]]:
+    """``k`` disjoint folds of the case ids in ``sources`` (case id -> source name), stratified by source."""
+    if k < 2:
+        raise InputError(f"Cross-validation needs at least 2 folds, not {k}.")
+    if len(sources) < k:
+        raise InputError(f"{len(sources)} case(s) cannot fill {k} folds; use fewer folds or more cases.")
+    rng = np.random.default_rng(seed)
+    folds: List[List[str]] = [[] for _ in range(k)]
+    slot = 0
+    for source in sorted(set(sources.values())):
+        ids = sorted(c for c, s in sources.items() if s == source)
+        for i in rng.permutation(len(ids)):
+            folds[slot % k].append(ids[int(i)])
+            slot += 1
+    return [sorted(f) for f in folds]
+
+
+def training_ids(folds: Sequence[Sequence[str]], held_out: int) -> List[str]:
+    """Every case outside fold ``held_out``."""
+    return sorted(c for i, f in enumerate(folds) if i != held_out for c in f)
+
+
+def write_splits(path: Path, folds: Sequence[Sequence[str]], sources: Mapping[str, str], seed: int) -> Path:
+    from voxmmsd.io.atomic import write_json
+
+    write_json(Path(path), {"k": len(folds), "seed": seed, "stratified_by": "source folder",
+                            "sources": dict(sorted(sources.items())), "folds": [list(f) for f in folds]})
+    return Path(path)
+
+
+def read_splits(path: Path) -> List[List[str]]:
+    """The folds of a split file; raises :class:`InputError` for a missing or malformed file."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        folds = [[str(c) for c in f] for f in data["folds"]]
+    except FileNotFoundError:
+        raise InputError(f"Split file not found: {path}. Create one with scripts/crossval.py splits.") from None
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"Split file {path} is not a cross-validation split ({exc}).") from None
+    seen: set = set()
+    for f in folds:
+        if seen & set(f):
+            raise InputError(f"Split file {path}: case(s) {sorted(seen & set(f))[:3]} appear in two folds.")
+        seen |= set(f)
+    return folds
+
+
+def _float(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def summarise_folds(rows: Iterable[Mapping[str, Any]], folds: Sequence[Sequence[str]],
+                    metrics: Sequence[str] = ("dice", "hd95_mm", "lesion_dice"),
+                    regions: Sequence[str] = ("WT", "TC", "ET")) -> Dict[str, Dict[str, Dict[str, float]]]:
+    """Per region and metric: mean and SD over cases, SD of the fold means, and the case count.
+
+    ``rows``: per-case rows (``case_id``, ``region`` and the metric columns) as in
+    ``per_case.csv``; NaN scores (e.g. HD95 of an empty pair) are left out of that metric.
+    """
+    fold_of = {c: i for i, f in enumerate(folds) for c in f}
+    out: Dict[str, Dict[str, Dict[str, float]]] = {}
+    for region in regions:
+        sel = [r for r in rows if r.get("region") == region and r.get("case_id") in fold_of]
+        out[region] = {}
+        for m in metrics:
+            vals = np.array([_float(r.get(m)) for r in sel])
+            ok = np.isfinite(vals)
+            by_fold = [float(np.mean(vals[[ok[j] and fold_of[str(sel[j]["case_id"])] == i for j in range(len(sel))]]))
+                       for i in range(len(folds))
+                       if any(ok[j] and fold_of[str(sel[j]["case_id"])] == i for j in range(len(sel)))]
+            out[region][m] = {
+                "mean": float(np.mean(vals[ok])) if ok.any() else float("nan"),
+                "sd_cases": float(np.std(vals[ok], ddof=1)) if ok.sum() > 1 else float("nan"),
+                "sd_folds": float(np.std(by_fold, ddof=1)) if len(by_fold) > 1 else float("nan"),
+                "n": int(ok.sum()),
+            }
+    return out
+
+
+def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]],
+                 metrics: Sequence[str] = ("dice", "lesion_dice", "hd95_mm")) -> str:
+    """A Markdown table: one row per region, ``mean ± SD (cases)`` per metric."""
+    head = "| region | " + " | ".join(metrics) + " | cases |"
+    lines = [head, "|" + "---|" * (len(metrics) + 2)]
+    for region, per in summary.items():
+        cells = [f"{per[m]['mean']:.3f} ± {per[m]['sd_cases']:.3f}" if m != "hd95_mm"
+                 else f"{per[m]['mean']:.1f} ± {per[m]['sd_cases']:.1f}" for m in metrics]
+        lines.append(f"| {region} | " + " | ".join(cells) + f" | {per[metrics[0]]['n']} |")
+    return "\n".join(lines)

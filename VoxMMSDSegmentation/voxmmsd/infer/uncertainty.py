@@ -1,0 +1,72 @@
+"""How sure the network was: numbers for ``report.json`` and a warning a user sees.
+
+Two signals, both measured inside the predicted tumour (where a user looks):
+
+* **confidence** (every run): per voxel, :func:`voxmmsd.infer.postprocess.confidence_map`;
+  ``low_confidence_fraction`` is the share of tumour voxels below :data:`LOW_CONFIDENCE`
+  (for region outputs: some region's probability between 0.25 and 0.75);
+* **TTA disagreement** (with ``--tta``, whole-crop pass): the share of voxels called tumour by
+  some but not all mirrored passes, out of those called tumour by any.
+
+A warning (kind ``uncertainty``) is raised when either share exceeds its limit, or when the
+predicted tumour is tiny while many brain voxels are near the decision boundary.
+The limits were set on the cross-validated out-of-fold predictions (docs/model-card.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence
+
+import numpy as np
+
+#: a voxel with confidence below this is "low confidence"
+LOW_CONFIDENCE = 0.5
+#: warn when more than this share of the predicted tumour is low confidence
+MAX_LOW_FRACTION = 0.35
+#: warn when the mirrored TTA passes disagree on more than this share of the tumour
+MAX_TTA_DISAGREEMENT = 0.25
+
+KIND = "uncertainty"
+
+
+def tta_disagreement(masks: Sequence[np.ndarray]) -> Optional[float]:
+    """Share of voxels in the union of ``masks`` (bool, same shape) that not every mask holds."""
+    if len(masks) < 2:
+        return None
+    count = np.zeros(masks[0].shape, np.uint8)
+    for m in masks:
+        count += m.astype(np.uint8)
+    union = int(np.count_nonzero(count))
+    if union == 0:
+        return 0.0
+    return float(np.count_nonzero(count < len(masks)) - (count.size - union)) / union
+
+
+def summarise(confidence: Optional[np.ndarray], tumour: np.ndarray,
+              disagreement: Optional[float] = None) -> Dict[str, Any]:
+    """The ``uncertainty`` record of a report (plain floats; ``None`` where not measured)."""
+    out: Dict[str, Any] = {"low_confidence_threshold": LOW_CONFIDENCE, "tumour_voxels": int(np.count_nonzero(tumour)),
+                           "mean_confidence": None, "low_confidence_fraction": None,
+                           "tta_disagreement": None if disagreement is None else round(float(disagreement), 4)}
+    if confidence is not None and out["tumour_voxels"]:
+        c = confidence[tumour]
+        out["mean_confidence"] = round(float(c.mean()), 4)
+        out["low_confidence_fraction"] = round(float(np.mean(c < LOW_CONFIDENCE)), 4)
+    return out
+
+
+def warnings_for(record: Dict[str, Any]) -> List[Dict[str, str]]:
+    """``[{"kind": "uncertainty", "message": ...}]`` when the record says the result deserves a second look."""
+    out = []
+    low = record.get("low_confidence_fraction")
+    if low is not None and low > MAX_LOW_FRACTION:
+        out.append({"kind": KIND, "message": (
+            f"Low confidence: {100 * low:.0f}% of the predicted tumour voxels are uncertain (mean confidence "
+            f"{record.get('mean_confidence', 0):.2f}). Check the boundaries, ET and the core carefully; such cases "
+            f"scored lower in cross-validation.")})
+    dis = record.get("tta_disagreement")
+    if dis is not None and dis > MAX_TTA_DISAGREEMENT:
+        out.append({"kind": KIND, "message": (
+            f"Mirrored test-time passes disagree on {100 * dis:.0f}% of the tumour: the segmentation is unstable "
+            f"here; review it before use.")})
+    return out
