@@ -78,9 +78,19 @@ def main(argv: list) -> int:
     label = phantom_label(geometry.shape)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for i in range(1, 4):
-        emit("progress", iteration=i, total=3, message=f"window {i}/3")
+    def stage(name: str, **fields) -> None:
+        sys.stdout.write(json.dumps({"time": time.time(), "stage": name, "event": "progress", **fields}) + "\n")
+        sys.stdout.flush()
+
+    for name in ("read", "check", "preprocess"):
+        stage(name, iteration=1, total=1)
+    for i in range(1, 5):  # the engine's per-window progress
+        stage("predict", iteration=i, total=4, message=f"window {i}/4")
+    stage("postprocess", iteration=1, total=1)
     emit("warning", message="fake warning: FLAIR resampled onto the T1c grid")
+    unsure = {"kind": "uncertainty", "message": "fake: 31% of the tumour voxels are uncertain"}
+    emit("warning", **unsure)
+    stage("write", iteration=0, total=1)
     outputs = {"nifti": str(write_label_nifti(label, geometry, out / "segmentation.nii.gz"))}
     if mode == "corrupt":
         (out / "segmentation.seg.nrrd").write_bytes(b"NRRD0004\nthis is not a segmentation\n")
@@ -89,7 +99,8 @@ def main(argv: list) -> int:
         outputs["seg_nrrd"] = str(write_seg_nrrd(label, geometry, out / "segmentation.seg.nrrd"))
     report = {"case_id": "fake", "model": {"id": "fake", "version": "0"},
               "volumes_ml": volumes_ml(label, geometry.voxel_volume_ml),
-              "warnings": ["fake warning: FLAIR resampled onto the T1c grid"],
+              "warnings": [{"kind": "resampled", "message": "fake warning: FLAIR resampled onto the T1c grid"},
+                           unsure, {"kind": "thick_slices", "message": "fake: T2 has 6 mm slices"}],
               "inputs": {k: getattr(args, k) for k in ("t1n", "t1c", "t2w", "t2f")}, "outputs": outputs,
               "arguments": argv}
     (out / "report.json").write_text(json.dumps(report))

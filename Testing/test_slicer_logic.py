@@ -52,12 +52,21 @@ def job_for(scene, tmp_path, monkeypatch, mode="ok", **kw):
 def test_segmentation_job_adds_result(scene, tmp_path, monkeypatch):
     job, fractions = job_for(scene, tmp_path, monkeypatch)
     assert job.run(timeout=120) == FINISHED, job.error
-    assert fractions[-1] == 1.0 and any(0 < f < 1 for f in fractions)
+    assert fractions[-1] == 1.0 and fractions == sorted(fractions)  # the bar never moves back
+    # one step per stage and per window: read, check, preprocess, 4 windows, postprocess, write
+    steps = sorted({round(f, 4) for f in fractions if 0 < f < 1})
+    assert len(steps) >= 8, steps
+    assert max(b - a for a, b in zip([0.0] + steps, steps + [1.0])) <= 0.2  # no big jumps
     result = job.result
     assert result.segmentation.GetName() == "case_t1c tumour segmentation"
     assert result.segmentation.GetNodeReferenceID("referenceImageGeometryRef") == job.inputs["t1c"].GetID()
     assert result.segmentation.GetSegmentation().GetNumberOfSegments() == 4
     assert "fake warning: FLAIR resampled onto the T1c grid" in result.warnings
+    kinds = [a["kind"] for a in result.alerts]
+    assert kinds.count("uncertainty") == 1 and "thick_slices" in kinds  # events and report.json merged
+    text = job.warning_text()
+    assert text.splitlines()[0] == "The model is unsure: fake: 31% of the tumour voxels are uncertain"
+    assert "Thick slices: fake: T2 has 6 mm slices" in text
     assert result.volumes_ml["WT"] > result.volumes_ml["TC"] > result.volumes_ml["ET"] > 0
     assert "a log line that is not an event" in job.log
     assert not job.work_dir.exists()  # temporary inputs and outputs removed
@@ -134,6 +143,30 @@ def test_batch_through_the_logic(scene, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_ENGINE_MODE", "fail")
     failed = batch.segment_folder(scene, data, tmp_path / "out2", SegmentOptions(), engine=FAKE, timeout=120)
     assert batch.exit_code(failed) == 1 and all(r.error for r in failed)
+
+
+def register_conversion_rules():
+    """What Slicer's Segmentations module does at application start (slicer-core has no application)."""
+    factory = slicer.vtkSegmentationConverterFactory.GetInstance()
+    names = {type(r).__name__ for r in factory.GetConverterRules()}
+    for cls in (slicer.vtkBinaryLabelmapToClosedSurfaceConversionRule,
+                slicer.vtkClosedSurfaceToBinaryLabelmapConversionRule):
+        if cls.__name__ not in names:
+            factory.RegisterConverterRule(cls())
+
+
+def test_show_in_3d_on_request(scene, tmp_path, monkeypatch):
+    register_conversion_rules()
+    job, _ = job_for(scene, tmp_path, monkeypatch)
+    assert job.run(timeout=120) == FINISHED
+    seg = job.result.segmentation
+    assert not seg.GetSegmentation().ContainsRepresentation("Closed surface")  # not built unless asked
+    assert scene_io.show_in_3d(seg)
+    assert seg.GetSegmentation().ContainsRepresentation("Closed surface") and seg.GetDisplayNode().GetVisibility3D()
+    surface = seg.GetClosedSurfaceInternalRepresentation(job.result.segment_ids[0])
+    assert surface is not None and surface.GetNumberOfPoints() > 0
+    scene_io.show_in_3d(seg, False)
+    assert not seg.GetDisplayNode().GetVisibility3D()
 
 
 def test_volume_table_values_match_label(scene, tmp_path, monkeypatch):

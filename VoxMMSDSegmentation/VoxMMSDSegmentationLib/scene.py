@@ -348,6 +348,8 @@ class ImportedResult:
     volumes_ml: Dict[str, float]
     warnings: List[str] = field(default_factory=list)
     report: Dict[str, Any] = field(default_factory=dict)
+    #: the report's warnings as ``{"kind", "message"}`` (kinds: uncertainty, thick_slices, ...)
+    alerts: List[Dict[str, str]] = field(default_factory=list)
 
 
 def find_output(out_dir: Path, outputs: Optional[Mapping[str, Any]] = None) -> Path:
@@ -375,6 +377,34 @@ def read_report(out_dir: Path) -> Dict[str, Any]:
         return {}
     except ValueError as exc:
         raise InputError(f"{path} is not valid JSON ({exc}). Run the segmentation again.") from None
+
+
+def show_in_3d(seg: Any, visible: bool = True) -> bool:
+    """Show (or hide) a segmentation in the 3D views: builds its closed-surface representation
+    once (the costly part, so only on request) and sets 3D visibility. True if a surface exists."""
+    segmentation = seg.GetSegmentation()
+    surface = "Closed surface"
+    if visible and not segmentation.ContainsRepresentation(surface):
+        seg.CreateClosedSurfaceRepresentation()
+    display = seg.GetDisplayNode()
+    if display is None:
+        seg.CreateDefaultDisplayNodes()
+        display = seg.GetDisplayNode()
+    display.SetVisibility3D(bool(visible))
+    if visible:
+        display.SetPreferredDisplayRepresentationName3D(surface)
+    return bool(segmentation.ContainsRepresentation(surface))
+
+
+def report_warnings(report: Mapping[str, Any]) -> List[Dict[str, str]]:
+    """``report.json``'s ``warnings`` as ``{"kind", "message"}`` (plain strings of older engines: kind ``warning``)."""
+    out = []
+    for item in report.get("warnings") or []:
+        if isinstance(item, Mapping):
+            out.append({"kind": str(item.get("kind") or "warning"), "message": str(item.get("message", ""))})
+        else:
+            out.append({"kind": "warning", "message": str(item)})
+    return [a for a in out if a["message"]]
 
 
 def import_result(scene: Any, out_dir: Path, reference: Any, name: str,
@@ -405,8 +435,8 @@ def import_result(scene: Any, out_dir: Path, reference: Any, name: str,
         table = volumes_table(scene, volumes, name + " volumes", changes)
         place_with(scene, seg, reference)
         place_with(scene, table, reference)
-        warnings = [str(w) for w in report.get("warnings", [])]
-        return ImportedResult(seg, table, segment_ids, volumes, warnings, report)
+        alerts = report_warnings(report)
+        return ImportedResult(seg, table, segment_ids, volumes, [a["message"] for a in alerts], report, alerts)
     except Exception:
         changes.rollback()
         raise

@@ -28,6 +28,26 @@ PENDING, RUNNING, IMPORTING, FINISHED, FAILED, CANCELLED = (
 REFERENCE_ORDER = ("t1c", "t1n", "t2w", "t2f")
 
 
+#: headings of warning kinds in the module's warning box, shown in this order
+ALERT_TITLES = (("uncertainty", "The model is unsure"), ("thick_slices", "Thick slices"),
+                ("skull", "Not skull-stripped"), ("collapse", "Pre-training collapsed"))
+
+
+def format_alerts(alerts: Sequence[Mapping[str, str]]) -> str:
+    """Warnings as text, grouped by kind (known kinds first, each message once)."""
+    order = {kind: i for i, (kind, _) in enumerate(ALERT_TITLES)}
+    titles = dict(ALERT_TITLES)
+    seen, lines = set(), []
+    for alert in sorted(alerts, key=lambda a: order.get(a.get("kind", ""), len(order))):
+        message = alert.get("message", "")
+        if not message or message in seen:
+            continue
+        seen.add(message)
+        kind = alert.get("kind", "warning")
+        lines.append(f"{titles[kind]}: {message}" if kind in titles else message)
+    return "\n".join(lines)
+
+
 def reference_key(inputs: Mapping[str, Any]) -> str:
     """The reference sequence: T1c, else the first present of T1n, T2w, FLAIR."""
     for key in REFERENCE_ORDER:
@@ -154,6 +174,8 @@ class SegmentationJob:
             self.result = scene_io.import_result(self.scene, self.out_dir, self.reference, self.name,
                                                  labels=self.labels, outputs=self.state.outputs)
             self.result.warnings[:0] = [w for w in self.state.warnings if w not in self.result.warnings]
+            known = {a["message"] for a in self.result.alerts}
+            self.result.alerts[:0] = [a for a in self.state.alerts if a["message"] not in known]
             self.status = FINISHED
         except VoxMMSDError as exc:
             self.status = FAILED
@@ -181,6 +203,11 @@ class SegmentationJob:
         """Remove the temporary folder (inputs, and outputs unless an output folder was given)."""
         if self.work_dir is not None and self.work_dir.exists():
             shutil.rmtree(self.work_dir, ignore_errors=True)
+
+    def warning_text(self) -> str:
+        """What the module shows as a warning after the run ("" when none): uncertainty first."""
+        alerts = self.result.alerts if self.result is not None else self.state.alerts
+        return format_alerts(alerts)
 
     def summary(self) -> Dict[str, Any]:
         return {"status": self.status, "error": self.error, "seconds": round(time.monotonic() - self.started, 2)
