@@ -173,7 +173,9 @@ def test_segment_arguments(tmp_path):
     for flag, value in (("--out", str(tmp_path / "out")), ("--progress", "json"), ("--device", "cuda"),
                         ("--model", "m"), ("--min-component-ml", "0.5"), ("--backend", "auto")):
         assert args[args.index(flag) + 1] == value
-    assert "--tta" in args and "--register" not in args
+    assert "--tta" in args and "--register" not in args and "--skull-strip" not in args
+    off = commands.segment_arguments({}, tmp_path, commands.SegmentOptions(skull_strip="off"))
+    assert off[off.index("--skull-strip") + 1] == "off"
     with pytest.raises(ValueError):
         commands.segment_arguments({}, tmp_path, commands.SegmentOptions(device="gpu"))
 

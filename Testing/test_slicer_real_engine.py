@@ -46,7 +46,8 @@ def test_real_engine_through_the_scene(tmp_path, tiny_package):
                                      direction=rotation_ras(20, 10), seed=i)
     before = scene_io.scene_node_ids(scene)
     lines = []
-    job = SegmentationJob(scene, inputs, SegmentOptions(model=str(tiny_package), backend="onnx", device="cpu"),
+    job = SegmentationJob(scene, inputs, SegmentOptions(model=str(tiny_package), backend="onnx", device="cpu",
+                                                         skull_strip="off"),
                           temp_root=tmp_path, output_dir=tmp_path / "out", on_line=lines.append)
     status = job.run(timeout=300)
     assert status == FINISHED, f"{job.error}\n" + "\n".join(lines[-30:])

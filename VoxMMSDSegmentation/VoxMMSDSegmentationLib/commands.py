@@ -19,6 +19,8 @@ class SegmentOptions:
     backend: str = "auto"
     tta: bool = False
     register: bool = False
+    #: brain extraction: auto (the engine decides) | on | off (images already skull-stripped)
+    skull_strip: str = "auto"
     min_component_ml: Optional[float] = None
 
     def to_dict(self) -> Dict[str, Any]:
@@ -42,6 +44,10 @@ def segment_arguments(inputs: Mapping[str, Path], out_dir: Path, options: Segmen
         args.append("--tta")
     if options.register:
         args.append("--register")
+    if options.skull_strip not in ("auto", "on", "off"):
+        raise ValueError(f"skull_strip must be auto, on or off, not {options.skull_strip!r}")
+    if options.skull_strip != "auto":
+        args += ["--skull-strip", options.skull_strip]
     if options.min_component_ml is not None:
         args += ["--min-component-ml", f"{float(options.min_component_ml):g}"]
     return args

@@ -43,16 +43,18 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--no-qc", action="store_true", help="do not write qc.png")
     p.add_argument("--shard", help="batch: this process's share i/n of the cases (0 <= i < n)")
     p.add_argument("--redo", action="store_true", help="batch: segment cases that are already done again")
+    p.add_argument("--overwrite", action="store_true",
+                   help="one case: replace the result already in --out (refused without it)")
     p.add_argument("--progress", choices=("bar", "json", "none"), default="bar",
                    help="json: one JSON event per line on stdout")
     p.set_defaults(func=run)
 
 
-def _predictor(args: argparse.Namespace):
+def _predictor(args: argparse.Namespace, package: Any = None):
     from voxmmsd.infer.predictor import Predictor, PredictorConfig
     from voxmmsd.models.catalog import resolve_model
 
-    package = resolve_model(args.model)
+    package = package if package is not None else resolve_model(args.model)
     cfg = PredictorConfig(backend=args.backend, device=args.device, precision=args.precision,
                           tta=True if args.tta else None,
                           patch_size=tuple(args.patch_size) if args.patch_size else None,
@@ -69,8 +71,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.batch is None and args.case is None and not any(getattr(args, k) for k in ("t1n", "t1c", "t2w", "t2f")):
             raise InputError("Give a case folder, --t1n/--t1c/--t2w/--t2f images, or --batch DATASET_DIR.")
-        ensure_writable_dir(args.out)  # fail before any work
         if args.batch is not None:
+            ensure_writable_dir(args.out)  # fail before any work
             return _run_batch(args, events)
         return _run_single(args, events)
     except VoxMMSDError as exc:
@@ -80,24 +82,34 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_single(args: argparse.Namespace, events: Any) -> int:
-    from voxmmsd.infer.outputs import write_outputs
+    from voxmmsd.infer.outputs import bytes_needed, check_free_space, claim_output, write_outputs
+    from voxmmsd.infer.predictor import load_for_package
+    from voxmmsd.models.catalog import resolve_model
 
     t0 = time.perf_counter()
     files = resolve_case(args, require_all=False)
     if events:
         events.emit("segment", "start", total=3, message=f"case {files.case_id}")
-    predictor = _predictor(args)
-    if events:
-        events.emit("segment", "progress", iteration=1, total=3, message="model ready")
+    # one writer per output folder, no silent replacement; a folder made here goes again if the run fails
+    with claim_output(args.out, overwrite=args.overwrite):
+        package = resolve_model(args.model)  # model.json and checksums only: the network is not loaded yet
+        # read and check the images before the model loads: bad input fails in a second, not after it
+        case = load_for_package(package, files, args.register)
+        check_free_space(args.out, bytes_needed(case.geometry.shape))
+        t_read = time.perf_counter() - t0
+        predictor = _predictor(args, package)
+        if events:
+            events.emit("segment", "progress", iteration=1, total=3, message="model ready")
 
-    def progress(message: str, i: int, n: int) -> None:
-        if events and message != "done":
-            events.emit("segment", "progress", iteration=2, total=3, message=message)
+        def progress(message: str, i: int, n: int) -> None:
+            if events and message != "done":
+                events.emit("segment", "progress", iteration=2, total=3, message=message)
 
-    pred = predictor.predict_files(files, register=args.register, progress=progress)
-    model = {"id": predictor.package.id, "version": predictor.package.version}
-    outputs = write_outputs(pred, args.out, model, predictor.package.label_table, args.labels, not args.no_qc,
-                            extra={"predictor": predictor.config.to_dict()})
+        pred = predictor.predict(case, progress=progress)
+        pred.timings_s = {"read": t_read, **pred.timings_s}
+        model = {"id": predictor.package.id, "version": predictor.package.version}
+        outputs = write_outputs(pred, args.out, model, predictor.package.label_table, args.labels, not args.no_qc,
+                                extra={"predictor": predictor.config.to_dict()})
     for w in pred.warnings:
         log.warning("%s", w)
         if events:
@@ -112,11 +124,10 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
 
 
 def _run_batch(args: argparse.Namespace, events: Any) -> int:
-    from voxmmsd.infer.batch import parse_shard, run_batch
-    from voxmmsd.io.discovery import find_dataset
+    from voxmmsd.infer.batch import discover_cases, parse_shard, run_batch
 
     shard = parse_shard(args.shard)
-    dataset = find_dataset(args.batch, require_all=False)
+    dataset = discover_cases(args.batch, exclude=[args.out])  # a bad case folder is a failed row, not an abort
     predictor = _predictor(args)
     results = run_batch(predictor, dataset, args.out, register=args.register, convention=args.labels,
                         shard=shard, events=events, progress_bar=args.progress == "bar", qc=not args.no_qc,

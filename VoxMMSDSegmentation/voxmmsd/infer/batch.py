@@ -1,6 +1,13 @@
 """Segment a folder of cases: a progress bar, the next case read while the current one computes,
 finished cases skipped on re-run, a bad case reported and skipped, a summary CSV at the end.
 
+A batch never stops for one case: :func:`discover_cases` turns every sub-folder that looked
+like a case but cannot be used (two FLAIRs, no recognisable image, nested too deep, a
+duplicate case id) into a failed row of ``summary.csv`` with the reason, next to the cases
+that ran; the exit status is non-zero when any case failed. Each case folder is held with
+:func:`voxmmsd.infer.outputs.claim_output` (a lock, stale staging cleaned, the free disk space
+checked before the compute, the folder removed again when the case fails).
+
 ``--shard i/n`` (0 <= i < n) takes every n-th case starting at i; under ``torchrun`` the
 shard defaults to ``RANK/WORLD_SIZE``, so a cohort splits across GPUs or machines. A
 sharded run writes ``summary.shard-<i>-of-<n>.csv``, an unsharded one ``summary.csv``.
@@ -8,36 +15,27 @@ sharded run writes ``summary.shard-<i>-of-<n>.csv``, an unsharded one ``summary.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from voxmmsd.errors import ConfigError, VoxMMSDError
-from voxmmsd.infer.outputs import REPORT, write_outputs
-from voxmmsd.io.atomic import ensure_writable_dir, write_text
-from voxmmsd.io.discovery import CaseFiles, DataSet
+from voxmmsd.errors import ConfigError, InputError, VoxMMSDError
+from voxmmsd.infer.outputs import REPORT, bytes_needed, check_free_space, claim_output, write_outputs
+from voxmmsd.infer.summary import REGION_COLUMNS, CaseResult, summary_csv, write_summary
+from voxmmsd.io.atomic import ensure_writable_dir
+from voxmmsd.io.discovery import CaseFiles, DataSet, find_case, find_dataset
 from voxmmsd.io.labels import BRATS2023
 
 log = logging.getLogger(__name__)
 
-REGION_COLUMNS = ("WT", "TC", "ET", "NETC", "SNFH", "RC")
+__all__ = ["REGION_COLUMNS", "CaseResult", "discover_cases", "parse_shard", "run_batch", "select_shard"]
 
-
-@dataclass
-class CaseResult:
-    case_id: str
-    status: str  # done | skipped | failed
-    seconds: float = 0.0
-    volumes_ml: Dict[str, float] = field(default_factory=dict)
-    warnings: List[str] = field(default_factory=list)
-    error: str = ""
+#: a batch entry: a case to segment, or a case folder that already failed at discovery
+Entry = Union[CaseFiles, CaseResult]
 
 
 def parse_shard(text: Optional[str]) -> Tuple[int, int]:
@@ -54,51 +52,128 @@ def parse_shard(text: Optional[str]) -> Tuple[int, int]:
     return i, n
 
 
-def select_shard(cases: Sequence[CaseFiles], index: int, count: int) -> List[CaseFiles]:
+def select_shard(cases: Sequence[Any], index: int, count: int) -> List[Any]:
     return list(cases[index::count])
+
+
+def _subfolders(folder: Path, exclude: Sequence[Path] = ()) -> List[Path]:
+    skip = {p.resolve() for p in exclude}
+    return sorted(p for p in folder.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and p.resolve() not in skip)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _scan(folder: Path, depth: int, entries: List[Entry], exclude: Sequence[Path]) -> None:
+    for sub in _subfolders(folder, exclude):
+        try:
+            case = find_case(sub, require_all=False)
+        except InputError as exc:  # two FLAIRs, two label maps, ...: this case fails, the others run
+            entries.append(CaseResult(sub.name, "failed", error=_first_line(exc)))
+            continue
+        if case.sequences:
+            entries.append(case)
+            continue
+        inner = _subfolders(sub, exclude)
+        if inner and depth > 1:
+            _scan(sub, depth - 1, entries, exclude)  # a grouping folder (a site, a cohort)
+        elif inner:
+            entries.append(CaseResult(sub.name, "failed", error=(
+                f"{sub} holds no image of a sequence, only sub-folders: case folders are searched at most two "
+                f"levels deep. Move the case folders up.")))
+        else:
+            entries.append(CaseResult(sub.name, "failed", error=(
+                f"{sub} holds no image of a sequence (empty, or no file named like a sequence). Add the "
+                f"four sequences ('<case>-t1n/-t1c/-t2w/-t2f.nii.gz') or remove the folder.")))
+
+
+def discover_cases(root: Path, exclude: Sequence[Path] = ()) -> List[Entry]:
+    """Every case folder under ``root`` in order: a :class:`CaseFiles` to segment, or a failed
+    :class:`CaseResult` saying why the folder cannot be used. Raises :class:`InputError` only when
+    ``root`` holds no case at all. Folders in ``exclude`` (e.g. the output folder) are not cases.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"Data set folder not found: {root}.")
+    if (root / "imagesTr").is_dir() or (root / "imagesTs").is_dir():
+        return list(find_dataset(root, require_all=False).cases)
+    entries: List[Entry] = []
+    _scan(root, 2, entries, exclude)
+    if not any(isinstance(e, CaseFiles) for e in entries):
+        try:
+            single = find_case(root, require_all=False)
+        except InputError:
+            single = None
+        if single is not None and single.sequences:
+            return [single]  # the folder itself is one case
+    if not entries:
+        raise InputError(f"No cases found in {root}. Expected one sub-folder per case holding the four sequences, "
+                         f"or an nnU-Net folder with imagesTr/ (and labelsTr/).")
+    out: List[Entry] = []
+    seen: Dict[str, Optional[Path]] = {}
+    for e in entries:
+        if isinstance(e, CaseFiles):
+            if e.case_id in seen:
+                out.append(CaseResult(e.case_id, "failed", error=(
+                    f"two case folders are named {e.case_id!r}: {seen[e.case_id]} and {e.folder}; this one was not "
+                    f"segmented. Rename one of the folders.")))
+                continue
+            seen[e.case_id] = e.folder
+        out.append(e)
+    return out
 
 
 def is_done(out_dir: Path, case_id: str) -> bool:
     return (out_dir / case_id / REPORT).is_file()
 
 
-def _summary_csv(results: Sequence[CaseResult]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["case_id", "status"] + [f"{r}_ml" for r in REGION_COLUMNS] + ["seconds", "warnings", "error"])
-    for r in results:
-        vols = [("%.4f" % r.volumes_ml[k]) if k in r.volumes_ml else "" for k in REGION_COLUMNS]
-        w.writerow([r.case_id, r.status] + vols + ["%.2f" % r.seconds, " | ".join(r.warnings), r.error])
-    return buf.getvalue()
+_summary_csv = summary_csv  # the one writer, shared with the Slicer batch (voxmmsd.infer.summary)
 
 
 def _from_report(out_dir: Path, case_id: str) -> CaseResult:
     try:
         rep = json.loads((out_dir / case_id / REPORT).read_text(encoding="utf-8"))
-        return CaseResult(case_id, "skipped", 0.0, rep.get("volumes_ml", {}), rep.get("warnings", []))
+        warnings = [w.get("message", "") if isinstance(w, dict) else str(w) for w in rep.get("warnings", [])]
+        return CaseResult(case_id, "skipped", 0.0, rep.get("volumes_ml", {}), warnings)
     except (OSError, ValueError):
         return CaseResult(case_id, "skipped")
 
 
-def run_batch(predictor: Any, dataset: DataSet, out_dir: Path, *, register: bool = False,
+def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Path, *, register: Any = None,
               convention: str = BRATS2023, shard: Tuple[int, int] = (0, 1), events: Any = None,
               progress_bar: bool = True, qc: bool = True, redo: bool = False) -> List[CaseResult]:
-    """Segment every case of ``dataset`` (this shard's share) into ``out_dir/<case_id>/``."""
+    """Segment every case of ``dataset`` (this shard's share) into ``out_dir/<case_id>/``.
+
+    ``dataset`` is a :class:`DataSet` or the entries of :func:`discover_cases` (failed entries
+    go to the summary as they are). Returns one result per entry, in discovery order.
+    """
     from tqdm import tqdm
 
     out_dir = ensure_writable_dir(Path(out_dir))
-    cases = select_shard(dataset.cases, *shard)
+    entries: List[Entry] = list(dataset.cases) if isinstance(dataset, DataSet) else list(dataset)
+    mine = select_shard(entries, *shard)
     model = {"id": predictor.package.id, "version": predictor.package.version}
-    results: List[CaseResult] = []
-    todo = []
-    for c in cases:
-        if not redo and is_done(out_dir, c.case_id):
-            results.append(_from_report(out_dir, c.case_id))
+    slots: List[Optional[CaseResult]] = [None] * len(mine)  # one result per entry, in discovery order
+    todo: List[CaseFiles] = []
+    where: List[int] = []
+    for i, c in enumerate(mine):
+        if isinstance(c, CaseResult):
+            log.error("case folder %s not usable: %s", c.case_id, c.error)
+            slots[i] = c
+        elif not redo and is_done(out_dir, c.case_id):
+            slots[i] = _from_report(out_dir, c.case_id)
         else:
             todo.append(c)
+            where.append(i)
     if events:
         events.emit("segment", "start", total=len(todo), message=f"{len(todo)} case(s) to segment, "
-                    f"{len(cases) - len(todo)} already done")
+                    f"{len(mine) - len(todo)} already done or not usable")
+        for r in slots:
+            if r is not None and r.status == "failed":
+                events.emit("segment", "warning", message=f"{r.case_id} skipped: {r.error}")
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
         nxt: Optional[Future] = reader.submit(predictor.load, todo[0], register) if todo else None
@@ -106,30 +181,32 @@ def run_batch(predictor: Any, dataset: DataSet, out_dir: Path, *, register: bool
             fut = nxt
             nxt = reader.submit(predictor.load, todo[k + 1], register) if k + 1 < len(todo) else None
             t0 = time.perf_counter()
+            case_out = out_dir / files.case_id
             try:
-                case = fut.result()  # type: ignore[union-attr]
-                t_read = time.perf_counter() - t0
-                pred = predictor.predict(case)
-                pred.timings_s = {"read": t_read, **pred.timings_s}
-                write_outputs(pred, out_dir / files.case_id, model, predictor.package.label_table, convention, qc)
+                with claim_output(case_out, overwrite=True):  # redo or an unfinished result: replaced whole
+                    case = fut.result()  # type: ignore[union-attr]
+                    t_read = time.perf_counter() - t0
+                    check_free_space(case_out, bytes_needed(case.geometry.shape))
+                    pred = predictor.predict(case)
+                    pred.timings_s = {"read": t_read, **pred.timings_s}
+                    write_outputs(pred, case_out, model, predictor.package.label_table, convention, qc)
                 res = CaseResult(files.case_id, "done", time.perf_counter() - t0, pred.volumes_ml, pred.warnings)
                 if events:
                     for w in pred.warnings:
                         events.emit("segment", "warning", message=f"{files.case_id}: {w}")
-            except (VoxMMSDError, OSError, ValueError, RuntimeError, MemoryError) as exc:
-                msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            except (VoxMMSDError, OSError, ValueError, RuntimeError, MemoryError, IndexError) as exc:
+                msg = _first_line(exc)
                 log.error("case %s failed: %s", files.case_id, msg)
                 res = CaseResult(files.case_id, "failed", time.perf_counter() - t0, error=msg)
                 if events:
                     events.emit("segment", "warning", message=f"{files.case_id} skipped: {msg}")
-            results.append(res)
+            slots[where[k]] = res
             bar.update(1)
             if events:
                 events.emit("segment", "progress", iteration=k + 1, total=len(todo),
                             message=f"{files.case_id}: {res.status}")
     bar.close()
-    order = {c.case_id: i for i, c in enumerate(cases)}
-    results.sort(key=lambda r: order.get(r.case_id, 0))
+    results = [r for r in slots if r is not None]
     name = "summary.csv" if shard[1] == 1 else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
-    write_text(out_dir / name, _summary_csv(results))
+    write_summary(out_dir / name, results)
     return results

@@ -11,7 +11,7 @@ import numpy as np
 
 from voxmmsd.errors import ConfigError, ModelError
 from voxmmsd.infer.backend import DeviceOutOfMemoryError, gpu_for_rank
-from voxmmsd.models.package import ModelPackage
+from voxmmsd.models.package import ModelPackage, check_onnx_input
 
 log = logging.getLogger(__name__)
 
@@ -83,6 +83,7 @@ class OnnxBackend:
             raise ModelError(f"ONNX Runtime cannot load {package.onnx_path}: {str(exc).splitlines()[0]}. "
                              f"Re-export the model ('voxmmsd export').") from None
         self.input_name = self.session.get_inputs()[0].name
+        check_onnx_input(self.session.get_inputs()[0].shape, package)
         self.version = ort.__version__
 
     def forward(self, x: np.ndarray) -> np.ndarray:

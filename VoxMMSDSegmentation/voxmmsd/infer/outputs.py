@@ -2,11 +2,20 @@
 
 All files are written into a hidden staging folder inside the output folder first and
 moved into place only when every one of them is complete; ``report.json`` comes last,
-so its presence marks a finished case.
+so its presence marks a finished case. A previous result's ``report.json`` is removed
+first and its other files that the new result does not have (e.g. ``qc.png`` with
+``--no-qc``) are removed too: no stale file of an older result stays beside a new one.
+
+:func:`claim_output` guards a result folder for the whole read-compute-write: one writer
+(:class:`~voxmmsd.io.lock.FolderLock`), no silent replacement of an existing result, enough
+free disk space checked before any compute, stale staging folders cleaned, and a folder it
+created removed again when the run fails.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import logging
 import os
 import platform
@@ -14,9 +23,10 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from voxmmsd import __version__
+from voxmmsd.errors import InputError
 from voxmmsd.infer.postprocess import to_convention
 from voxmmsd.infer.qc import write_qc_png
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
@@ -30,6 +40,90 @@ SEGMENTATION_NRRD = "segmentation.seg.nrrd"
 REPORT = "report.json"
 QC_PNG = "qc.png"
 OUTPUT_FILES = (SEGMENTATION_NIFTI, SEGMENTATION_NRRD, QC_PNG, REPORT)
+STAGING_PREFIX = ".staging-"
+#: bytes the QC picture and the report may take, on top of the label maps
+_FIXED_BYTES = 4 << 20
+
+
+def existing_result(out_dir: Path) -> List[str]:
+    """Names of result files already in ``out_dir``."""
+    out_dir = Path(out_dir)
+    return [n for n in OUTPUT_FILES if (out_dir / n).exists()]
+
+
+def clean_staging(out_dir: Path) -> int:
+    """Remove staging folders left by an interrupted writer (call with the folder's lock held)."""
+    n = 0
+    for p in Path(out_dir).glob(STAGING_PREFIX + "*"):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+            n += 1
+    if n:
+        log.info("removed %d stale staging folder(s) in %s", n, out_dir)
+    return n
+
+
+def bytes_needed(shape_zyx: Sequence[int]) -> int:
+    """An upper bound on the disk space the outputs of a case of this size take (uncompressed label maps twice)."""
+    voxels = 1
+    for s in shape_zyx:
+        voxels *= int(s)
+    return 2 * voxels + _FIXED_BYTES
+
+
+def _mb(n: float) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def check_free_space(out_dir: Path, needed: int) -> None:
+    """Refuse before any compute when the disk of ``out_dir`` has less than ``needed`` bytes free."""
+    free = shutil.disk_usage(str(out_dir)).free
+    if free < needed:
+        raise InputError(f"Not enough disk space for the result in {out_dir}: {_mb(free)} free, about {_mb(needed)} "
+                         f"needed. Free some space or choose another --out.")
+
+
+def disk_full_error(out_dir: Path, needed: Optional[int] = None) -> InputError:
+    need = f" about {_mb(needed)} are needed;" if needed else ""
+    return InputError(f"The disk is full: no space left while writing into {out_dir};{need} nothing was replaced "
+                      f"(the previous result, if any, is as it was). Free some space and run again.")
+
+
+def _remove_if_empty(folder: Path) -> None:
+    try:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+    except OSError:
+        pass
+
+
+@contextlib.contextmanager
+def claim_output(out_dir: Path, overwrite: bool = False, purpose: str = "segmentation") -> Iterator[Path]:
+    """Hold ``out_dir`` for one result: lock it, refuse an existing result unless ``overwrite``,
+    clean stale staging folders; if the folder did not exist and the run fails, remove it again."""
+    from voxmmsd.io.lock import FolderLock
+
+    out_dir = Path(out_dir)
+    created = not out_dir.exists()
+    ensure_writable_dir(out_dir)
+    ok = False
+    try:
+        with FolderLock(out_dir, purpose):
+            found = existing_result(out_dir)
+            if found and not overwrite:
+                raise InputError(f"{out_dir} already holds a result ({', '.join(found)}). Give --overwrite to replace "
+                                 f"it, or choose another --out.")
+            clean_staging(out_dir)
+            yield out_dir
+            ok = True
+    finally:
+        if not ok:
+            if out_dir.is_dir():
+                clean_staging(out_dir)
+            if created:
+                _remove_if_empty(out_dir)
+
+
 
 
 def software_versions() -> Dict[str, str]:
@@ -69,14 +163,26 @@ def write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str],
                   qc: bool = True, extra: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
     """Write every output of ``prediction`` into ``out_dir``; return {kind: path}.
 
-    A failure leaves ``out_dir`` as it was (earlier complete outputs stay; nothing half-written).
+    A failure while staging leaves ``out_dir`` as it was (earlier complete outputs stay; nothing
+    half-written); a full disk raises :class:`InputError` saying so. Once staged, the previous
+    result is replaced as a whole: its ``report.json`` goes first and files the new result does not
+    have are removed, so no stale file stays.
     """
     t0 = time.perf_counter()
     out_dir = ensure_writable_dir(Path(out_dir))
-    table = tuple(table)
+    try:
+        return _write_outputs(prediction, out_dir, model, tuple(table), convention, qc, extra, t0)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise disk_full_error(out_dir, bytes_needed(prediction.label.shape)) from None
+        raise
+
+
+def _write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str], table: tuple, convention: str,
+                   qc: bool, extra: Optional[Dict[str, Any]], t0: float) -> Dict[str, str]:
     label = to_convention(prediction.label, convention)
     # the .seg.nrrd keeps the internal values with their names; legacy only changes the NIfTI values
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=str(out_dir)))
+    stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=str(out_dir)))
     try:
         write_label_nifti(label, prediction.geometry, stage / SEGMENTATION_NIFTI)
         write_seg_nrrd(prediction.label, prediction.geometry, stage / SEGMENTATION_NRRD, table)
@@ -92,9 +198,13 @@ def write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str],
         prediction.timings_s = timings
         report = build_report(prediction, model, outputs, convention, extra)
         write_json(stage / REPORT, report)
+        if (out_dir / REPORT).exists():
+            os.remove(out_dir / REPORT)  # the old result is no longer complete from here on
         for name in OUTPUT_FILES:
             if (stage / name).exists():
                 os.replace(stage / name, out_dir / name)
+            elif (out_dir / name).exists():
+                os.remove(out_dir / name)  # a file of the previous result the new one does not have
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return outputs

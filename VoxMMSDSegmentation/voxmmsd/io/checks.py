@@ -16,7 +16,6 @@ means something but deserves a second look.
 from __future__ import annotations
 
 import gzip
-import re
 import struct
 import zlib
 from dataclasses import dataclass
@@ -468,17 +467,3 @@ def check_distinct_arrays(arrays: Mapping[str, np.ndarray], paths: Mapping[str, 
             if x.shape == y.shape and np.array_equal(x, y):
                 raise InputError(f"{names[a]} ({paths[a]}) and {names[b]} ({paths[b]}) hold identical voxels: the "
                                  f"same image was given for two sequences. Give each sequence its own image.")
-
-
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
-
-
-def safe_name(value: str, what: str) -> str:
-    """``value`` if it is safe as one path component (letters, digits, ``._+-``, no ``..``), else ConfigError."""
-    from voxmmsd.errors import ConfigError
-
-    text = str(value)
-    if not _SAFE_NAME.match(text) or ".." in text:
-        raise ConfigError(f"{what} {text!r} is not a safe name: use letters, digits and . _ + - only (it becomes a "
-                          f"folder name), starting with a letter or digit, without '..'.")
-    return text

@@ -11,12 +11,13 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from voxmmsd.errors import ModelError
 from voxmmsd.io.atomic import ensure_writable_dir
-from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package, read_model_json, replace_folder
+from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package, read_model_json, replace_folder, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -61,15 +62,26 @@ def installed() -> List[Tuple[str, str, Path]]:
 
 def find_installed(model_id: str, version: Optional[str] = None) -> Optional[Path]:
     """The cached folder of ``model_id`` (newest version unless ``version``), or None."""
+    safe_name(model_id, "id")
+    if version is not None:
+        safe_name(version, "version")
     cands = [(v, p) for i, v, p in installed() if i == model_id and (version is None or v == version)]
     return cands[-1][1] if cands else None
 
 
-def add_package(folder: Path) -> ModelPackage:
-    """Copy a verified package folder into the cache (replacing the same id and version)."""
+def add_package(folder: Path, replace: bool = False) -> ModelPackage:
+    """Copy a verified package folder into the cache.
+
+    An installed package with the same id and version is kept (:class:`ModelError`) unless
+    ``replace``; with ``replace`` it is swapped only once the new copy is complete and verified.
+    """
     pkg = load_package(folder)
-    target = models_dir() / pkg.id / pkg.version
+    target = models_dir() / safe_name(pkg.id, "id") / safe_name(pkg.version, "version")
+    if target.exists() and not replace:
+        raise ModelError(f"{pkg.id}@{pkg.version} is already installed in {target}; nothing was changed. Give "
+                         f"--replace to replace it, or give the new package another version.")
     ensure_writable_dir(target.parent)
+    clean_leftovers(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{pkg.version}.", suffix=".tmp", dir=str(target.parent)))
     try:
         shutil.rmtree(tmp)
@@ -83,8 +95,25 @@ def add_package(folder: Path) -> ModelPackage:
     return load_package(target, verify=False)
 
 
+def clean_leftovers(folder: Path, min_age_s: float = 3600.0) -> None:
+    """Remove hidden temporary copies (``.<version>.*.tmp``, ``.<name>.old-*``) an interrupted import left
+    (older than ``min_age_s``, so that a concurrent import keeps its own)."""
+    if not folder.is_dir():
+        return
+    now = time.time()
+    for p in folder.iterdir():
+        if not (p.name.startswith(".") and p.is_dir() and (p.name.endswith(".tmp") or ".old-" in p.name)):
+            continue
+        if now - p.stat().st_mtime >= min_age_s:
+            shutil.rmtree(p, ignore_errors=True)
+            log.info("removed leftover %s", p)
+
+
 def remove(model_id: str, version: Optional[str] = None) -> List[Path]:
     """Delete cached versions of ``model_id`` (all, or one); return what was removed."""
+    safe_name(model_id, "id")
+    if version is not None:
+        safe_name(version, "version")
     gone = [p for i, v, p in installed() if i == model_id and (version is None or v == version)]
     if not gone:
         raise ModelError(f"Model {model_id}{' ' + version if version else ''} is not installed "

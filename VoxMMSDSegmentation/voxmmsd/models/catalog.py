@@ -21,7 +21,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from voxmmsd.errors import ModelError
 from voxmmsd.models import cache
 from voxmmsd.models.download import ProgressFn, download
-from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package
+from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package, safe_name
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ class CatalogEntry:
     license: str = ""
 
     @classmethod
-    def from_dict(cls, d: Dict[str, Any]) -> "CatalogEntry":
+    def from_dict(cls, d: Dict[str, Any], where: Any = None) -> "CatalogEntry":
+        safe_name(d["id"], "id", where)
+        safe_name(d["version"], "version", where)
         return cls(d["id"], d["version"], d["name"], d["url"], int(d["size"]), d["sha256"].lower(),
                    d.get("description", ""), d.get("license", ""))
 
@@ -79,7 +81,7 @@ def load_catalog(path: Optional[Path] = None) -> List[CatalogEntry]:
     except ValueError as exc:  # JSONDecodeError and jsonschema.ValidationError are ValueErrors
         msg = getattr(exc, "message", str(exc))
         raise ModelError(f"Model catalog {path} is invalid: {msg}. Fix or restore the file.") from None
-    return [CatalogEntry.from_dict(d) for d in data["models"]]
+    return [CatalogEntry.from_dict(d, path) for d in data["models"]]
 
 
 def split_spec(spec: str) -> Tuple[str, Optional[str]]:
@@ -103,6 +105,9 @@ def find_entry(spec: str, entries: Optional[List[CatalogEntry]] = None) -> Catal
 
 def bundled(model_id: str, version: Optional[str] = None) -> Optional[Path]:
     """A package shipped in ``Resources/models/<id>/`` (itself a package, or one sub-folder per version)."""
+    safe_name(model_id, "id")
+    if version is not None:
+        safe_name(version, "version")
     base = resources_dir() / model_id
     if (base / MODEL_JSON).is_file():
         if version is None or json.loads((base / MODEL_JSON).read_text(encoding="utf-8")).get("version") == version:
@@ -173,9 +178,19 @@ def _package_folder(root: Path) -> Path:
 
 
 def install(spec: str, progress: Optional[ProgressFn] = None,
-            entries: Optional[List[CatalogEntry]] = None) -> ModelPackage:
-    """Download (resuming), verify and install a catalog model into the user cache."""
+            entries: Optional[List[CatalogEntry]] = None, replace: bool = False) -> ModelPackage:
+    """Download (resuming), verify and install a catalog model into the user cache.
+
+    An installed id@version is kept (:class:`ModelError`, before any download) unless ``replace``.
+    A refused archive (unsafe member, wrong id, damaged package) is deleted, not kept.
+    """
     entry = find_entry(spec, entries)
+    safe_name(entry.id, "id", catalog_path())
+    safe_name(entry.version, "version", catalog_path())
+    if not replace and cache.find_installed(entry.id, entry.version) is not None:
+        raise ModelError(f"{entry.id}@{entry.version} is already installed in "
+                         f"{cache.find_installed(entry.id, entry.version)}; nothing was changed. Give --replace "
+                         f"to download and replace it.")
     name = f"{entry.id}-{entry.version}" + (".zip" if entry.url.endswith(".zip") else ".tar.gz")
     archive = download(entry.url, cache.downloads_dir() / name, entry.sha256, entry.size, progress)
     tmp = Path(tempfile.mkdtemp(prefix=".extract-", dir=str(cache.downloads_dir())))
@@ -185,7 +200,10 @@ def install(spec: str, progress: Optional[ProgressFn] = None,
         pkg = load_package(folder)
         if (pkg.id, pkg.version) != (entry.id, entry.version):
             raise ModelError(f"The archive for {entry.id} {entry.version} holds {pkg.summary()}; refused.")
-        installed_pkg = cache.add_package(folder)
+        installed_pkg = cache.add_package(folder, replace=replace)
+    except ModelError:
+        archive.unlink()  # refused: do not keep it around
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     archive.unlink()

@@ -1,9 +1,12 @@
-"""SHA-256 checksums of files (streamed; no whole-file reads)."""
+"""SHA-256 checksums of files (streamed; no whole-file reads), and whether the weights fit ``model.json``."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import struct
 from pathlib import Path
+from typing import Any, Dict, Mapping, Tuple
 
 CHUNK = 1 << 20
 
@@ -15,3 +18,64 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# -- does model.json describe the weights? ---------------------------------------------------
+
+def safetensors_shapes(path: Path) -> Dict[str, Tuple[int, ...]]:
+    """Tensor name -> shape, from a ``.safetensors`` file's JSON header (no tensor is read; no PyTorch)."""
+    from voxmmsd.errors import ModelError
+
+    try:
+        with open(path, "rb") as f:
+            raw = f.read(8)
+            if len(raw) < 8:
+                raise ValueError("shorter than its header")
+            n = struct.unpack("<Q", raw)[0]
+            if n > 100 << 20:
+                raise ValueError(f"header of {n} bytes")
+            header = json.loads(f.read(n).decode("utf-8"))
+        return {k: tuple(int(s) for s in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not a readable safetensors file ({exc}). Install or import the model "
+                         f"again.") from None
+
+
+def expected_unet_shapes(network: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
+    """Shapes of the convolution weights a U-Net with these settings (``model.json`` ``network``) has."""
+    ch = [int(c) for c in network.get("channels", (32, 64, 128, 256, 512))]
+    cin = int(network.get("in_channels", 4))
+    k = int(network.get("num_classes", 4))
+    out: Dict[str, Tuple[int, ...]] = {
+        "encoder.in_conv.conv_conv.0.weight": (ch[0], cin, 3, 3, 3),
+        "encoder.in_conv.conv_conv.4.weight": (ch[0], ch[0], 3, 3, 3),
+        "decoder.out_conv.weight": (k, ch[0], 1, 1, 1),
+    }
+    for i in range(1, 5):
+        out[f"encoder.down{i}.maxpool_conv.1.conv_conv.0.weight"] = (ch[i], ch[i - 1], 3, 3, 3)
+        out[f"encoder.down{i}.maxpool_conv.1.conv_conv.4.weight"] = (ch[i], ch[i], 3, 3, 3)
+        deep, skip = ch[5 - i], ch[4 - i]
+        out[f"decoder.up{i}.conv1x1.weight"] = (skip, deep, 1, 1, 1)
+        out[f"decoder.up{i}.conv.conv_conv.0.weight"] = (skip, 2 * skip, 3, 3, 3)
+        out[f"decoder.up{i}.conv.conv_conv.4.weight"] = (skip, skip, 3, 3, 3)
+    return out
+
+
+def check_weights_match(weights: Path, network: Mapping[str, Any], where: Path) -> None:
+    """Refuse weights whose tensors do not have the shapes ``network`` (from ``where``) describes."""
+    from voxmmsd.errors import ModelError
+
+    have = safetensors_shapes(weights)
+    for name, shape in expected_unet_shapes(network).items():
+        got = have.get(name)
+        if got is None:
+            raise ModelError(f"{weights} does not match {where}: it has no tensor {name}. The package is "
+                             f"inconsistent; export it again.")
+        if got != shape:
+            what = ""
+            if name == "encoder.in_conv.conv_conv.0.weight" and got[1] != shape[1]:
+                what = f" (the weights take {got[1]} input channels, model.json says {shape[1]})"
+            elif name == "decoder.out_conv.weight" and got[0] != shape[0]:
+                what = f" (the weights give {got[0]} classes, model.json says {shape[0]})"
+            raise ModelError(f"{weights} does not match {where}: {name} has shape {list(got)}, model.json's network "
+                             f"implies {list(shape)}{what}. The package is inconsistent; export it again.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from voxmmsd.errors import ModelError
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
 from voxmmsd.io.discovery import SEQUENCES
 from voxmmsd.io.labels import BRATS2023, LABEL_TABLE, LabelInfo
-from voxmmsd.models.integrity import sha256_file
+from voxmmsd.models.integrity import check_weights_match, sha256_file
 from voxmmsd.preprocessing import PreprocessConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -35,6 +36,7 @@ MODEL_JSON = "model.json"
 WEIGHTS = "weights.safetensors"
 ONNX = "model.onnx"
 SCHEMA_FILE = Path(__file__).with_name("schema.json")
+_SAFE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 
 
 def load_schema() -> Dict[str, Any]:
@@ -174,16 +176,44 @@ def verify_files(folder: Path, meta: Mapping[str, Any]) -> None:
                              f"or import the model again from a trusted source.")
 
 
+def safe_name(value: Any, what: str, where: Any = None) -> str:
+    """``value`` if it can be one folder name (letters, digits, ``. _ + -``; not ``.``/``..``), else ModelError.
+
+    Model ids and versions become cache folders (``models/<id>/<version>``) and download names.
+    """
+    text = str(value)
+    if not _SAFE.match(text) or ".." in text:
+        place = f" in {where}" if where is not None else ""
+        raise ModelError(f"Model {what} {text!r}{place} is not a safe name: use letters, digits and . _ + - "
+                         f"(starting with a letter or digit, no '..'); it becomes a folder name. Refused.")
+    return text
+
+
+def check_onnx_input(shape: Sequence[Any], package: "ModelPackage") -> None:
+    """Refuse an ONNX graph whose input channels differ from the package's sequences."""
+    ch = shape[1] if len(shape) > 1 else None
+    if len(shape) != 5 or (isinstance(ch, int) and ch != len(package.sequences)):
+        raise ModelError(f"{package.onnx_path} does not match {package.folder / MODEL_JSON}: the ONNX graph takes "
+                         f"input of shape {list(shape)}, but the package lists {len(package.sequences)} sequences "
+                         f"({', '.join(package.sequences)}) and needs (N, {len(package.sequences)}, D, H, W). "
+                         f"Export the model again ('voxmmsd export').")
+
+
 def load_package(folder: Path, verify: bool = True) -> ModelPackage:
-    """Load and validate the package in ``folder`` (schema, files, checksums). Needs no PyTorch."""
+    """Load and validate the package in ``folder`` (schema, safe id/version, files, checksums, and that the
+    weights' shapes fit ``model.json``'s network). Needs no PyTorch."""
     folder = Path(folder)
     meta = read_model_json(folder)
+    safe_name(meta["id"], "id", folder / MODEL_JSON)
+    safe_name(meta["version"], "version", folder / MODEL_JSON)
     if verify:
         verify_files(folder, meta)
     pkg = ModelPackage(folder, meta)
     if pkg.meta["network"]["in_channels"] != len(pkg.sequences):
         raise ModelError(f"{folder / MODEL_JSON}: the network takes {pkg.meta['network']['in_channels']} channels "
                          f"but {len(pkg.sequences)} sequences are listed. Fix the package.")
+    if verify and pkg.weights_path.is_file():
+        check_weights_match(pkg.weights_path, pkg.meta["network"], folder / MODEL_JSON)
     return pkg
 
 
