@@ -187,3 +187,17 @@ def test_training_arguments():
     fine = commands.finetune_arguments(commands.FinetuneOptions("D", "R", init="P", labelled_cases=5))
     assert fine[fine.index("--init") + 1] == "P" and "data.train=5" in fine and "train.iterations=20000" in fine
     assert "--init" not in commands.finetune_arguments(commands.FinetuneOptions("D", "R"))
+
+
+def test_module_gui_stays_light():
+    """What the review found on the GUI thread must not come back: PNGs rendered into new temporary
+    folders on every tick, a jobs timer running while the module is hidden, whole re-reads of events."""
+    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
+    assert "tempDirectory(" not in source and "QPixmap" not in source and "matplotlib" not in source
+    tree = ast.parse(source)
+    widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "VoxMMSDSegmentationWidget")
+    methods = {f.name: ast.get_source_segment(source, f) for f in widget.body if isinstance(f, ast.FunctionDef)}
+    assert "self.jobTimer.start()" in methods["enter"] and "self.jobTimer.stop()" in methods["exit"]
+    assert "jobTimer.start" not in methods["setup"]
+    assert "JobMonitor" in methods["refreshJobs"] and "lossChart.show" in methods["refreshJobs"]
+    assert "statuses()" not in methods["refreshJobs"]  # no whole re-read of every events.jsonl per tick

@@ -88,10 +88,16 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self._parameterNodeGuiTag = None
         self.job = None
         self.models: List[Any] = []
-        self.timer = qt.QTimer()
+        self.timer = qt.QTimer()  # runs only while a segmentation runs (drains the engine's output queue)
         self.timer.setInterval(200)
-        self.jobTimer = qt.QTimer()
+        self.jobTimer = qt.QTimer()  # runs only while the module is shown
         self.jobTimer.setInterval(2000)
+        self.monitor = None
+        self.lossChart = None
+        self.plotView = None
+        self.plotWidget = None
+        self._jobRows: List[Any] = []
+        self._modelRuns: set = set()
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -119,14 +125,24 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.ui.stopJobButton.connect("clicked(bool)", self.onStopJob)
         self.ui.resumeJobButton.connect("clicked(bool)", self.onResumeJob)
         self.ui.addRunButton.connect("clicked(bool)", self.onAddRun)
-        self.ui.jobsTable.connect("itemSelectionChanged()", self.refreshJobs)
+        self.ui.showChartButton.connect("clicked(bool)", self.onShowChartInLayout)
+        self.ui.show3DCheckBox.connect("toggled(bool)", self.onShow3D)
+        self.ui.jobsTable.connect("itemSelectionChanged()", lambda: self.refreshJobs(selection=True))
         self.timer.connect("timeout()", self.pollSegmentation)
         self.jobTimer.connect("timeout()", self.refreshJobs)
         self.ui.cancelButton.enabled = False
+        self.setupLossPlot()
 
         self.initializeParameterNode()
-        self.refreshJobs()  # re-attach to running and finished runs
+
+    def enter(self) -> None:
+        """Module shown: re-attach to the runs and follow them (only while shown)."""
+        self.refreshJobs()
         self.jobTimer.start()
+
+    def exit(self) -> None:
+        """Module hidden: stop following the runs (they go on; a running segmentation is still polled)."""
+        self.jobTimer.stop()
 
     def cleanup(self) -> None:
         """Module closed: stop watching; a running segmentation is cancelled, training jobs keep running."""
@@ -134,7 +150,35 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.jobTimer.stop()
         if self.job is not None and not self.job.done:
             self.job.cancel()
+        if self.lossChart is not None:
+            self.lossChart.remove()
+        if self.plotView is not None and slicer.mrmlScene.IsNodePresent(self.plotView):
+            slicer.mrmlScene.RemoveNode(self.plotView)
         self.removeObservers()
+
+    def setupLossPlot(self) -> None:
+        """The loss curves: Slicer plot nodes shown in an embedded plot widget (no picture files)."""
+        from VoxMMSDSegmentationLib.chart import LossChart
+
+        self.lossChart = LossChart(slicer.mrmlScene)
+        widget_class = getattr(slicer, "qMRMLPlotWidget", None)
+        if widget_class is None:  # the button below still shows the chart in the view layout
+            return
+        self.plotWidget = widget_class()
+        self.plotWidget.setMRMLScene(slicer.mrmlScene)
+        self.ui.lossPlotFrame.layout().addWidget(self.plotWidget)
+
+    def _plotViewNode(self):
+        if self.plotView is None or not slicer.mrmlScene.IsNodePresent(self.plotView):
+            self.plotView = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLPlotViewNode", "VoxMMSD losses view")
+            self.plotView.SetSaveWithScene(False)
+            if self.plotWidget is not None:
+                self.plotWidget.setMRMLPlotViewNode(self.plotView)
+        return self.plotView
+
+    def onShowChartInLayout(self) -> None:
+        if self.lossChart is not None and self.lossChart.chart is not None:
+            slicer.modules.plots.logic().ShowChartInLayout(self.lossChart.chart)
 
     # -- parameter node ---------------------------------------------------------
     def initializeParameterNode(self) -> None:
@@ -243,6 +287,7 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                                  tta=self._parameterNode.tta, register=self._parameterNode.register)
         with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
             self.ui.logText.clear()
+            self.ui.warningLabel.text = ""
             self.ui.progressBar.setValue(0)
             self.job = self.logic.startSegmentation(self.selectedInputs(), options, on_line=self.appendLog)
             self.ui.cancelButton.enabled = True
@@ -258,7 +303,8 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.timer.stop()
             return
         done = self.job.poll()
-        self.ui.progressBar.setValue(int(round(100 * self.job.state.fraction)))
+        self.ui.progressBar.setMaximum(1000)  # per-mille: the bar moves with every window
+        self.ui.progressBar.setValue(int(round(1000 * self.job.state.fraction)))
         self.ui.statusLabel.text = self.job.state.message or self.job.status
         if not done:
             return
@@ -269,14 +315,24 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             self.ui.statusLabel.text = "Done. " + "; ".join(
                 f"{k} {result.volumes_ml[k]:.1f} mL" for k in ("WT", "TC", "ET") if k in result.volumes_ml)
             slicer.util.setSliceViewerLayers(background=self.job.reference, fit=False)
-            if result.warnings:
-                slicer.util.warningDisplay("\n".join(result.warnings), windowTitle="VoxMMSD warnings")
+            warning = self.job.warning_text()
+            self.ui.warningLabel.text = warning
+            if any(a["kind"] == "uncertainty" for a in result.alerts):
+                slicer.util.warningDisplay(warning, windowTitle="VoxMMSD: check this segmentation")
+            if self.ui.show3DCheckBox.checked:
+                self.onShow3D(True)
         elif self.job.status == "failed":
             self.ui.statusLabel.text = "Failed."
             slicer.util.errorDisplay(f"Segmentation failed: {self.job.error}", detailedText="\n".join(self.job.log))
         else:
             self.ui.statusLabel.text = "Cancelled."
         self.updateApplyState()
+
+    def onShow3D(self, visible: bool) -> None:
+        result = self.job.result if self.job is not None and self.job.status == "finished" else None
+        if result is not None and slicer.mrmlScene.IsNodePresent(result.segmentation):
+            with slicer.util.tryWithErrorDisplay("Could not show the segmentation in 3D.", waitCursor=True):
+                self.logic.showIn3D(result.segmentation, visible)
 
     def onCancel(self) -> None:
         if self.job is not None:
@@ -318,34 +374,48 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         item = self.ui.jobsTable.item(rows.pop(), 0)
         return Path(item.toolTip()) if item else None
 
-    def refreshJobs(self) -> None:
+    def refreshJobs(self, selection: bool = False) -> None:
+        """Follow the runs: only the bytes appended to each events.jsonl are read, the table and
+        the loss chart are redrawn only when something changed, and an overdue Stop is enforced."""
+        from VoxMMSDSegmentationLib import jobs
         from VoxMMSDSegmentationLib.events import format_duration
 
-        statuses = self.logic.jobStatuses()
+        if self.monitor is None:
+            self.monitor = jobs.JobMonitor(self.logic.knownRuns())
+        refreshed = self.monitor.refresh()
+        for st, _ in refreshed:
+            jobs.enforce_stop_timeout(st)
+        rows = [(st.run_dir.name, st.kind, st.state, f"{st.events.iteration}/{st.events.total}" if st.events.total
+                 else "", " ".join(f"{k} {v:.4g}" for k, v in sorted(st.events.losses.items())),
+                 "" if st.events.eta_s is None or not st.active else format_duration(st.events.eta_s),
+                 str(st.run_dir)) for st, _ in refreshed]
         table = self.ui.jobsTable
         selected = self.selectedRun()
-        table.blockSignals(True)
-        table.setRowCount(len(statuses))
-        for row, st in enumerate(statuses):
-            ev = st.events
-            values = [st.run_dir.name, st.kind, st.state, f"{ev.iteration}/{ev.total}" if ev.total else "",
-                      " ".join(f"{k} {v:.4g}" for k, v in sorted(ev.losses.items())),
-                      "" if ev.eta_s is None or not st.active else format_duration(ev.eta_s)]
-            for col, value in enumerate(values):
-                item = qt.QTableWidgetItem(value)
-                item.setToolTip(str(st.run_dir))
-                table.setItem(row, col, item)
-            if selected is not None and st.run_dir == selected:
-                table.selectRow(row)
-        table.blockSignals(False)
-        current = next((s for s in statuses if s.run_dir == self.selectedRun()), None)
-        self.ui.stopJobButton.enabled = bool(current and current.active)
-        self.ui.resumeJobButton.enabled = bool(current and current.resumable)
-        self.ui.jobStatusLabel.text = current.events.describe() if current else ""
-        if current is not None:
-            png = self.logic.lossPlot(current)
-            self.ui.lossPlotLabel.setPixmap(qt.QPixmap(str(png)) if png else qt.QPixmap())
-        if any(s.model_dir for s in statuses) and len(self.models) != len(self.logic.listModels()):
+        if rows != self._jobRows:
+            table.blockSignals(True)
+            table.setRowCount(len(rows))
+            for row, values in enumerate(rows):
+                for col, value in enumerate(values[:-1]):
+                    item = qt.QTableWidgetItem(value)
+                    item.setToolTip(values[-1])
+                    table.setItem(row, col, item)
+                if selected is not None and values[-1] == str(selected):
+                    table.selectRow(row)
+            table.blockSignals(False)
+            self._jobRows = rows
+        current = next(((st, new) for st, new in refreshed if st.run_dir == self.selectedRun()), None)
+        st = current[0] if current else None
+        self.ui.stopJobButton.enabled = bool(st and st.active)
+        self.ui.resumeJobButton.enabled = bool(st and st.resumable)
+        self.ui.jobStatusLabel.text = st.events.describe() if st else ""
+        self.ui.jobWarningLabel.text = self.logic.jobWarnings(st) if st else ""
+        if st is not None and self.lossChart is not None and (current[1] or selection or
+                                                              self.lossChart.run != str(st.run_dir)):
+            if self.lossChart.show(st.run_dir, st.events.history):
+                self._plotViewNode().SetPlotChartNodeID(self.lossChart.chart.GetID())
+        finished = {str(s.run_dir) for s, _ in refreshed if s.model_dir is not None}
+        if finished != self._modelRuns:
+            self._modelRuns = finished
             self.refreshModels()  # a finished fine-tuning run appears in the model selector
 
     def onStopJob(self) -> None:
@@ -435,13 +505,13 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
         return models.import_model_folder(folder)
 
     @staticmethod
-    def dependencyPlan(training: bool) -> Dict[str, object]:
+    def dependencyPlan(training: bool):
         from VoxMMSDSegmentationLib import dependencies
 
         return dependencies.install_plan(training=training)
 
     @staticmethod
-    def installDependencies(plan: Dict[str, object]) -> None:
+    def installDependencies(plan) -> None:
         from VoxMMSDSegmentationLib import dependencies
 
         def install_torch() -> None:
@@ -453,6 +523,7 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
             if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=False) is None:
                 raise RuntimeError("PyTorch could not be installed.")
 
+        # PyTorch first (the extension picks the CUDA build), then pip, which may not replace torch
         dependencies.install(plan, slicer.util.pip_install, install_torch)
 
     # -- segmentation -----------------------------------------------------------
@@ -460,8 +531,9 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
         """Start a :class:`SegmentationJob` (poll it from a timer); raises for bad inputs."""
         from VoxMMSDSegmentationLib.segmentation import SegmentationJob
 
+        # the job's own folder under Slicer's temporary path, removed when the job ends (whatever the outcome)
         job = SegmentationJob(slicer.mrmlScene, inputs, options, python=self.pythonExecutable(),
-                              env=self.engineEnvironment(), temp_root=Path(slicer.util.tempDirectory()), **kwargs)
+                              env=self.engineEnvironment(), temp_root=Path(slicer.app.temporaryPath), **kwargs)
         return job.start()
 
     def segment(self, inputs: Dict[str, Any], options=None, timeout: Optional[float] = None):
@@ -519,9 +591,31 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def stopJob(run: Path) -> bool:
+        """Ask the run to checkpoint and stop (``RUN/stop.requested``); does not wait. The Widget's
+        refresh kills the process group if it has not stopped within ``jobs.STOP_TIMEOUT_S``."""
         from VoxMMSDSegmentationLib import jobs
 
         return jobs.stop(run)
+
+    @staticmethod
+    def stopJobAndWait(run: Path, timeout: Optional[float] = None) -> str:
+        """Blocking Stop for the console and scripts: "stopped", "killed" or "not running"."""
+        from VoxMMSDSegmentationLib import jobs
+
+        return jobs.stop_and_wait(run, jobs.STOP_TIMEOUT_S if timeout is None else timeout)
+
+    @staticmethod
+    def jobWarnings(status) -> str:
+        """Warnings of a training run (pre-training collapse first) for the Jobs panel."""
+        from VoxMMSDSegmentationLib.segmentation import format_alerts
+
+        return format_alerts(status.events.alerts)
+
+    @staticmethod
+    def showIn3D(segmentation, visible: bool = True) -> bool:
+        from VoxMMSDSegmentationLib import scene
+
+        return scene.show_in_3d(segmentation, visible)
 
     def resumeJob(self, run: Path):
         from VoxMMSDSegmentationLib import jobs, process
@@ -529,14 +623,6 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
         record, handle = jobs.resume(run, process.engine_environment(self.engineEnvironment()))
         self._handles = getattr(self, "_handles", []) + [handle]
         return record
-
-    @staticmethod
-    def lossPlot(status) -> Optional[Path]:
-        """A PNG of the run's losses (drawn from the events, else the engine's RUN/loss.png)."""
-        from VoxMMSDSegmentationLib.lossplot import loss_picture
-
-        target = Path(slicer.util.tempDirectory()) / f"voxmmsd-loss-{abs(hash(str(status.run_dir)))}.png"
-        return loss_picture(status.events.history, status.run_dir, target)
 
 
 # ---------------------------------------------------------------------------- test
@@ -550,7 +636,14 @@ class VoxMMSDSegmentationTest(ScriptedLoadableModuleTest):
         slicer.mrmlScene.Clear()
 
     def runTest(self) -> None:
+        from VoxMMSDSegmentationLib.dependencies import self_test_skip_reason
+
         self.setUp()
+        reason = self_test_skip_reason()
+        if reason:  # e.g. a build machine where nobody installed the engine's packages
+            logging.warning("%s", reason)
+            self.delayDisplay(reason)
+            return
         self.test_segment_sample_case()
 
     def test_segment_sample_case(self) -> None:
