@@ -8,7 +8,6 @@ table checked and saved, then every node of the case is removed again.
 
 from __future__ import annotations
 
-import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from VoxMMSDSegmentationLib.segmentation import FINISHED, SegmentationJob
 
 log = logging.getLogger(__name__)
 
-SUMMARY_COLUMNS = ["case_id", "status", "error", "seconds", "WT", "TC", "ET", "NETC", "SNFH", "RC", "warnings"]
+SKIPPED = "skipped"  # already done in an earlier run (report.json present)
 
 
 def load_volume(scene: Any, path: Path, name: str) -> Any:
@@ -98,28 +97,36 @@ def segment_folder(scene: Any, data: Path, out: Path, options: SegmentOptions, p
                    env: Optional[Mapping[str, str]] = None, timeout: Optional[float] = None,
                    report: Optional[Callable[[CaseResult], None]] = None,
                    engine: Optional[List[str]] = None) -> List[CaseResult]:
-    """Segment every case of the data set folder ``data`` into ``out/<case_id>/``; write ``summary.csv``."""
-    from voxmmsd.io.atomic import atomic_path, ensure_writable_dir
-    from voxmmsd.io.discovery import find_dataset
+    """Segment every case of the data set folder ``data`` into ``out/<case_id>/``; write ``summary.csv``.
 
-    dataset = find_dataset(Path(data), require_all=False)
+    Discovery and the summary are the engine's (``voxmmsd.infer.batch.discover_cases``,
+    ``voxmmsd.infer.summary.write_summary``): a folder that cannot be a case is a failed row with
+    the reason, and a case already done (``report.json``) is skipped, as in the engine batch.
+    """
+    from voxmmsd.infer.batch import _from_report, discover_cases, is_done
+    from voxmmsd.infer.summary import CaseResult as Unusable
+    from voxmmsd.infer.summary import write_summary
+    from voxmmsd.io.atomic import ensure_writable_dir
+
+    entries = discover_cases(Path(data), exclude=[Path(out)])
     ensure_writable_dir(Path(out))
     results: List[CaseResult] = []
-    for case in dataset.cases:
-        result = segment_case(scene, case.sequences, case.case_id, Path(out) / case.case_id, options, python, env,
-                              timeout, engine)
+    for entry in entries:
+        if isinstance(entry, Unusable):  # not a usable case folder: listed with the reason
+            result = CaseResult(entry.case_id, "failed", entry.error)
+        elif is_done(Path(out), entry.case_id):
+            done = _from_report(Path(out), entry.case_id)
+            result = CaseResult(entry.case_id, SKIPPED, "", 0.0, done.volumes_ml, done.warnings)
+        else:
+            result = segment_case(scene, entry.sequences, entry.case_id, Path(out) / entry.case_id, options, python,
+                                  env, timeout, engine)
         results.append(result)
         if report is not None:
             report(result)
-    with atomic_path(Path(out) / "summary.csv") as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=SUMMARY_COLUMNS)
-            writer.writeheader()
-            for r in results:
-                writer.writerow(r.row())
+    write_summary(Path(out) / "summary.csv", results)
     return results
 
 
 def exit_code(results: List[CaseResult]) -> int:
-    """0 when every case finished, 1 when any failed (or there were none)."""
-    return 0 if results and all(r.status == FINISHED for r in results) else 1
+    """0 when every case finished (or was already done), 1 when any failed (or there were none)."""
+    return 0 if results and all(r.status in (FINISHED, SKIPPED) for r in results) else 1
