@@ -50,7 +50,7 @@ class VoxMMSDSegmentation(ScriptedLoadableModule):
         self.parent.title = "VoxMMSD Brain Tumor Segmentation"
         self.parent.categories = ["Segmentation"]
         self.parent.dependencies = []
-        self.parent.contributors = ["VoxMMSD developers"]
+        self.parent.contributors = ["VoxMMSD developers (VoxMMSD project)"]
         self.parent.helpText = (
             "Segments brain tumours (necrotic/non-enhancing core, oedema, enhancing tumour, resection cavity) "
             "from T1, T1c, T2 and FLAIR MRI with Vox-MMSD, and trains new models (self-supervised pre-training, "
