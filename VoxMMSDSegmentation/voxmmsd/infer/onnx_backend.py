@@ -69,7 +69,7 @@ class OnnxBackend:
         if package.onnx_path is None:
             raise ModelError(f"Model {package.summary()} has no model.onnx; use the PyTorch backend or re-export it.")
         self.package = package
-        self.providers = providers_for(device)
+        self.requested_providers = self.providers = providers_for(device)
         self.device = "cuda" if self.providers[0] == "CUDAExecutionProvider" else "cpu"
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -82,6 +82,12 @@ class OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own exception types for a bad graph
             raise ModelError(f"ONNX Runtime cannot load {package.onnx_path}: {str(exc).splitlines()[0]}. "
                              f"Re-export the model ('voxmmsd export').") from None
+        # what the session really uses: ONNX Runtime drops a provider it cannot start (e.g. CUDA
+        # without a matching CUDA/cuDNN) and runs on the next one, with only a log message
+        self.providers = list(self.session.get_providers())
+        if self.device == "cuda" and self.providers[0] != "CUDAExecutionProvider":
+            log.warning("ONNX Runtime could not start the CUDA provider; running on %s", self.providers[0])
+            self.device = "cpu"
         self.input_name = self.session.get_inputs()[0].name
         check_onnx_input(self.session.get_inputs()[0].shape, package)
         self.version = ort.__version__
@@ -103,4 +109,5 @@ class OnnxBackend:
 
     def describe(self) -> Dict[str, Any]:
         return {"backend": self.name, "device": self.device, "onnxruntime": self.version,
-                "providers": list(self.providers), "precision": "float32"}
+                "providers": list(self.providers), "requested_providers": list(self.requested_providers),
+                "precision": "float32"}
