@@ -61,3 +61,14 @@ def test_summary_means_and_sds_over_cases_and_folds() -> None:
     assert s["ET"]["hd95_mm"]["n"] == 3 and s["ET"]["hd95_mm"]["mean"] == pytest.approx(5.0)
     table = format_table(s)
     assert "| WT | 0.600 ± 0.258" in table and table.count("\n") == 4
+
+
+def test_nested_choice_never_looks_at_the_fold_itself() -> None:
+    from voxmmsd.experiment.crossval import choose_nested
+
+    folds = [["a", "b"], ["c"], ["d"]]
+    # fold 0's own cases love setting 2; everyone else prefers setting 0
+    scores = {"a": {0: 0.1, 2: 0.9}, "b": {0: 0.1, 2: 0.9}, "c": {0: 0.8, 2: 0.1}, "d": {0: 0.7, 2: 0.2}}
+    assert choose_nested(scores, folds) == [0, 2, 2]
+    tie = {c: {0: 0.5, 1: 0.5} for c in "abcd"}
+    assert choose_nested(tie, folds) == [0, 0, 0]

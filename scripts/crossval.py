@@ -119,9 +119,72 @@ def cmd_score(args: argparse.Namespace) -> int:
          "--missing", "worst"], exp / "log.txt")
     rows = read_csv(ev / "per_case.csv")
     summary = summarise_folds(rows, folds)
-    (ev / "crossval.json").write_text(json.dumps({"name": args.name, "pred": str(pred), "summary": summary},
-                                                 indent=1))
+    sources = json.loads(Path(args.splits).read_text(encoding="utf-8")).get("sources", {})
+    by_source = {}
+    for src in sorted(set(sources.values())):
+        sub = [[c for c in f if sources.get(c) == src] for f in folds]
+        by_source[src] = summarise_folds(rows, [f for f in sub if f])
+    (ev / "crossval.json").write_text(json.dumps({"name": args.name, "pred": str(pred), "summary": summary,
+                                                  "by_source": by_source}, indent=1))
     print(format_table(summary))
+    for src, summ in by_source.items():
+        print(f"\n{src} cases only:\n{format_table(summ)}")
+    return 0
+
+
+def _read_label(path: Path):
+    import SimpleITK as sitk
+    from voxmmsd.io.labels import detect_convention, to_internal
+
+    img = sitk.ReadImage(str(path))
+    arr = sitk.GetArrayFromImage(img).astype("uint8")
+    import numpy as np
+
+    return img, to_internal(arr, detect_convention(np.unique(arr)) or "brats2023", path)
+
+
+def cmd_postprocess(args: argparse.Namespace) -> int:
+    """Choose the ET -> NETC volume limit per fold on the other folds' out-of-fold predictions, apply it."""
+    import numpy as np
+    import SimpleITK as sitk
+    from voxmmsd.experiment.crossval import choose_nested, read_splits
+    from voxmmsd.finetune.validate import region_dice
+    from voxmmsd.infer.postprocess import min_component_voxels, small_et_to_netc
+
+    folds = read_splits(args.splits)
+    dirs = case_folders(args.data)
+    exp = Path(args.out) / args.name
+    limits = [float(v) for v in args.limits.split(",")]
+    scores: Dict[str, Dict[float, float]] = {}
+    cache = {}
+    for c in sorted(c for f in folds for c in f):
+        seg = exp / "pred" / c / "segmentation.nii.gz"
+        from voxmmsd.io.discovery import find_case
+
+        img, pred = _read_label(seg)
+        _, ref = _read_label(find_case(dirs[c]).label)
+        voxel_ml = float(np.prod(img.GetSpacing())) / 1000.0
+        scores[c] = {}
+        for lim in limits:
+            out, _ = small_et_to_netc(pred, min_component_voxels(lim, voxel_ml))
+            d = region_dice(out, ref)
+            scores[c][lim] = (d["TC"] + d["ET"]) / 2.0
+        cache[c] = (img, pred, voxel_ml)
+    chosen = choose_nested(scores, folds)
+    dest = exp / "pred-pp"
+    for k, f in enumerate(folds):
+        for c in f:
+            img, pred, voxel_ml = cache[c]
+            out, _ = small_et_to_netc(pred, min_component_voxels(chosen[k], voxel_ml))
+            (dest / c).mkdir(parents=True, exist_ok=True)
+            o = sitk.GetImageFromArray(out)
+            o.CopyInformation(img)
+            sitk.WriteImage(o, str(dest / c / "segmentation.nii.gz"), True)
+    record = {"limits_ml": limits, "chosen_ml_per_fold": chosen,
+              "mean_tc_et_dice_by_limit": {str(lim): float(np.mean([scores[c][lim] for c in scores]))
+                                           for lim in limits}}
+    (exp / "postprocess.json").write_text(json.dumps(record, indent=1))
+    print(json.dumps(record, indent=1))
     return 0
 
 
@@ -136,7 +199,7 @@ def main(argv: List[str]) -> int:
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_splits)
-    for name, func in (("run", cmd_run), ("score", cmd_score)):
+    for name, func in (("run", cmd_run), ("score", cmd_score), ("postprocess", cmd_postprocess)):
         r = sub.add_parser(name)
         r.add_argument("--data", type=Path, required=True)
         r.add_argument("--splits", type=Path, required=True)
@@ -153,6 +216,8 @@ def main(argv: List[str]) -> int:
     score = sub.choices["score"]
     score.add_argument("--pred", type=Path, help="predictions (default OUT/NAME/pred)")
     score.add_argument("--eval-name", help="evaluation folder name (default eval)")
+    sub.choices["postprocess"].add_argument("--limits", default="0,0.1,0.25,0.5,1,2",
+                                            help="ET volume limits (mL) to choose from (0 = off)")
     args = p.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -113,3 +113,21 @@ def format_table(summary: Mapping[str, Mapping[str, Mapping[str, float]]],
                  else f"{per[m]['mean']:.1f} ± {per[m]['sd_cases']:.1f}" for m in metrics]
         lines.append(f"| {region} | " + " | ".join(cells) + f" | {per[metrics[0]]['n']} |")
     return "\n".join(lines)
+
+
+def choose_nested(scores: Mapping[str, Mapping[Any, float]], folds: Sequence[Sequence[str]]) -> List[Any]:
+    """For each fold, the setting with the best mean score over the cases of the *other* folds.
+
+    ``scores``: case id -> {setting: score} (higher is better). The fold's own cases never take
+    part in choosing its setting, so the numbers reported on it stay out-of-sample. Ties go to
+    the setting listed first.
+    """
+    chosen = []
+    for k in range(len(folds)):
+        others = [c for i, f in enumerate(folds) if i != k for c in f if c in scores]
+        if not others:
+            raise InputError(f"No scored case outside fold {k} to choose a setting on.")
+        settings = list(scores[others[0]])
+        means = [float(np.mean([scores[c][s] for c in others])) for s in settings]
+        chosen.append(settings[int(np.argmax(means))])
+    return chosen

@@ -112,7 +112,8 @@ def bundled(model_id: str, version: Optional[str] = None) -> Optional[Path]:
     if (base / MODEL_JSON).is_file():
         if version is None or json.loads((base / MODEL_JSON).read_text(encoding="utf-8")).get("version") == version:
             return base
-        return None
+        # other versions of the default may sit beside it, one sub-folder each (e.g. <id>/1.0.0/)
+        return base / version if (base / version / MODEL_JSON).is_file() else None
     if version is not None:
         return base / version if (base / version / MODEL_JSON).is_file() else None
     if base.is_dir():
