@@ -1,6 +1,9 @@
-"""Stop and resume (SIGTERM, kill -9) reproduce the uninterrupted run; torchrun with two gloo processes.
+"""Stop and resume of real ``voxmmsd pretrain`` processes reproduce the uninterrupted run exactly.
 
-Real subprocesses of the ``voxmmsd`` command, deterministic CPU mode, a tiny network.
+SIGTERM, the stop file and kill -9 each interrupt a run; the resumed run's per-iteration
+losses equal the uninterrupted run's (deterministic CPU mode, same seed), no iteration
+appears twice in events.jsonl, stale temporary files are removed, and a second trainer
+on the same run folder is refused by the folder lock. Also torchrun with two gloo processes.
 """
 
 from __future__ import annotations
@@ -9,24 +12,20 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 import pytest
+from training_processes import assert_same_losses, env, progress, reached, wait_until
 from voxmmsd import synthetic
 from voxmmsd.jobs.events import read_events
+from voxmmsd.jobs.run_folder import RunFolder
 
 SETTINGS = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=64", "out_dim=32",
             "workers=0", "log_every=1", "deterministic=true", "tensorboard=false", "checkpoint_every=3",
             "optimizer=adamw"]
 ITERS = 8
-
-
-def _env() -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONHASHSEED="0")
-    return env
+STAGE = "pretrain"
 
 
 def _args(data: Path, run: Path, cache: Path) -> List[str]:
@@ -41,24 +40,13 @@ def _resume(run: Path) -> List[str]:
     return [sys.executable, "-m", "voxmmsd", "pretrain", "--no-progress", "--resume", str(run), "--device", "cpu"]
 
 
-def _losses(run: Path) -> Dict[int, float]:
-    """Loss per iteration; after a resume the later record of an iteration wins."""
-    out = {}
-    for e in read_events(run / "events.jsonl"):
-        if e["stage"] == "pretrain" and e["event"] == "progress":
-            out[e["iteration"]] = e["losses"]["loss"]
-    return out
+def _start(args: List[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_iteration(run: Path, proc: subprocess.Popen, iteration: int, timeout: float = 240.0) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended early: {proc.stderr.read() if proc.stderr else ''}")
-        if any(i >= iteration for i in _losses(run)):
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for progress")
+def _finish(run: Path) -> None:
+    res = subprocess.run(_resume(run), env=env(), capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
 
 
 @pytest.fixture(scope="module")
@@ -67,52 +55,81 @@ def reference(tmp_path_factory):
     data = synthetic.write_dataset(root / "data", n=3)
     cache = root / "cache"
     run = root / "reference"
-    subprocess.run(_args(data, run, cache), check=True, env=_env(), capture_output=True, timeout=600)
-    losses = _losses(run)
-    assert sorted(losses) == list(range(1, ITERS + 1))
+    subprocess.run(_args(data, run, cache), check=True, env=env(), capture_output=True, timeout=600)
+    losses = progress(run, STAGE)
+    assert [i for i, _ in losses] == list(range(1, ITERS + 1))
     return data, cache, losses
 
 
-def test_resume_after_sigterm_reproduces_the_losses(reference, tmp_path):
+def test_sigterm_then_resume_reproduces_the_losses(reference, tmp_path):
     data, cache, ref = reference
     run = tmp_path / "run"
-    proc = subprocess.Popen(_args(data, run, cache), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    _wait_for_iteration(run, proc, 2)
+    proc = _start(_args(data, run, cache))
+    wait_until(proc, reached(run, STAGE, 2))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=240) == 0
     events = read_events(run / "events.jsonl")
-    assert events[-1]["event"] == "stopped"
+    assert events[-1]["event"] == "stopped" and "SIGTERM" in events[-1]["message"]
     stopped_at = events[-1]["iteration"]
-    assert stopped_at < ITERS
-    subprocess.run(_resume(run), check=True, env=_env(), capture_output=True, timeout=600)
+    assert 2 <= stopped_at < ITERS
+    _finish(run)
     events = read_events(run / "events.jsonl")
     assert events[-1]["event"] == "done"
     assert [e for e in events if e["event"] == "start"][-1]["iteration"] == stopped_at
-    got = _losses(run)
-    assert sorted(got) == list(range(1, ITERS + 1))
-    assert all(got[i] == pytest.approx(ref[i], rel=1e-6, abs=1e-7) for i in got), (got, ref)
+    got = progress(run, STAGE)
+    assert [i for i, _ in got] == list(range(1, ITERS + 1))
+    assert_same_losses(got, ref)
 
 
-def test_resume_after_kill_9_reproduces_the_losses(reference, tmp_path):
+def test_kill_9_then_resume_drops_the_lost_iterations_and_stale_files(reference, tmp_path):
     data, cache, ref = reference
     run = tmp_path / "run"
-    proc = subprocess.Popen(_args(data, run, cache), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
-    _wait_for_iteration(run, proc, 4)  # past the checkpoint at 3, before the one at 6
+    proc = _start(_args(data, run, cache))
+    wait_until(proc, reached(run, STAGE, 4))  # past the checkpoint at 3, before the one at 6
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
-    events = read_events(run / "events.jsonl")
+    folder = RunFolder(run)
+    events = read_events(folder.events)
     assert not any(e["event"] in ("done", "stopped") for e in events)
-    subprocess.run(_resume(run), check=True, env=_env(), capture_output=True, timeout=600)
-    events = read_events(run / "events.jsonl")
+    assert any(i >= 4 for i, _ in progress(run, STAGE))  # iterations after the checkpoint, lost with the process
+    stale = folder.checkpoints / ".last.pt.k9x.tmp.pt"  # what a save interrupted by kill -9 leaves
+    stale.write_bytes(b"partial")
+    (folder.root / ".loss.png.k9x.tmp.png").write_bytes(b"partial")
+    _finish(run)
+    events = read_events(folder.events)
     starts = [e for e in events if e["event"] == "start"]
-    assert events[-1]["event"] == "done" and starts[-1]["iteration"] in (3, 6)
-    got = _losses(run)
-    assert sorted(got) == list(range(1, ITERS + 1))
-    assert all(got[i] == pytest.approx(ref[i], rel=1e-6, abs=1e-7) for i in got), (got, ref)
-    # no temporary checkpoint left behind by the killed process's last save
-    assert [p.name for p in (run / "checkpoints").iterdir() if p.name != "last.pt"] == []
+    assert events[-1]["event"] == "done" and starts[-1]["iteration"] in (3, 6) and starts[-1]["dropped_events"] >= 1
+    got = progress(run, STAGE)
+    assert [i for i, _ in got] == list(range(1, ITERS + 1))  # each iteration once
+    assert_same_losses(got, ref)
+    assert folder.stale_temp_files() == [] and not stale.exists()
+    assert sorted(p.name for p in folder.checkpoints.iterdir()) == ["last.pt"]
+
+
+@pytest.mark.slow  # the stop file and the lock are also covered by the default fine-tuning test
+def test_stop_file_stops_and_a_second_trainer_is_refused(reference, tmp_path):
+    data, cache, ref = reference
+    folder = RunFolder(tmp_path / "run")
+    folder.request_stop()  # a stale request from an earlier run: removed when the run starts
+    proc = _start(_args(data, folder.root, cache))
+    wait_until(proc, reached(folder.root, STAGE, 1))
+    assert folder.lock_file.is_file() and not folder.stop_file.exists()
+    # a second trainer on the same folder (here: a resume while it runs) is refused by the lock
+    second = subprocess.run(_resume(folder.root), env=env(), capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0 and "in use by another VoxMMSD process" in second.stderr
+    assert f"pid {proc.pid}" in second.stderr
+    folder.request_stop()
+    assert proc.wait(timeout=240) == 0, proc.stderr.read() if proc.stderr else ""
+    events = read_events(folder.events)
+    assert events[-1]["event"] == "stopped" and "stop.requested" in events[-1]["message"]
+    assert events[-2]["event"] == "checkpoint" and events[-2]["reason"] == "stopped"
+    stopped_at = events[-1]["iteration"]
+    assert stopped_at < ITERS and not folder.lock_file.exists()
+    _finish(folder.root)  # the stop file left behind is removed by the resume, which runs to the end
+    assert not folder.stop_file.exists()
+    got = progress(folder.root, STAGE)
+    assert [i for i, _ in got] == list(range(1, ITERS + 1))
+    assert_same_losses(got, ref)
 
 
 def test_torchrun_two_processes_on_gloo(reference, tmp_path):
@@ -121,7 +138,7 @@ def test_torchrun_two_processes_on_gloo(reference, tmp_path):
     args = _args(data, run, cache)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"] + args[2:]
     cmd[cmd.index("--max-iters") + 1] = "4"
-    proc = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(cmd, env=env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     events = read_events(run / "events.jsonl")
     starts = [e for e in events if e["event"] == "start"]

@@ -16,7 +16,8 @@ def add_parser(sub: Any) -> None:
         description="Train the U-Net on labelled cases (case folders with a seg file, or nnU-Net imagesTr/labelsTr) "
                     "with Dice + cross-entropy on patches; validate every epoch by sliding window; keep the best "
                     "checkpoint; write RUN/model/ (a model package 'voxmmsd segment --model RUN/model' runs). "
-                    "Ctrl-C (or SIGTERM) writes a checkpoint and stops; --resume RUN continues.")
+                    "Ctrl-C, SIGTERM or creating RUN/stop.requested writes a checkpoint and stops; --resume RUN "
+                    "continues exactly where it stopped, with the run's own settings.")
     p.add_argument("--data", type=Path, help="labelled data set folder (optional with --resume)")
     p.add_argument("--out", type=Path, help="run folder to create (optional with --resume)")
     p.add_argument("--init", help="pre-training run folder, weights (.safetensors) or PyMIC checkpoint (.pt)")
@@ -30,8 +31,11 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
     p.add_argument("--config", type=Path, metavar="FILE.yaml", help="settings file (sections data:, train:, ...)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set network.channels=[8,16,32,64,128] "
+                   help="override one setting by its dotted path, e.g. --set network.channels=[8,16,32,64,128] "
                         "--set preprocessing.spacing=[2,2,2] --set data.patch_size=[64,64,64]")
+    p.add_argument("--allow-changed-settings", action="store_true",
+                   help="with --resume: accept --config/--set/option values that differ from the run's own "
+                        "(otherwise refused: the continued run would differ from an uninterrupted one)")
     p.set_defaults(func=run)
 
 
@@ -63,16 +67,17 @@ def cli_settings(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
 
 def run(args: argparse.Namespace) -> int:
     from voxmmsd.errors import ConfigError
-    from voxmmsd.finetune.config import load_config, merge, read_yaml
+    from voxmmsd.finetune.config import load_config, merge
+    from voxmmsd.jobs.checkpoint import load_checkpoint
+    from voxmmsd.jobs.run_folder import RunFolder
 
     base: Dict[str, Any] = {}
     if args.resume is not None:
         run_dir = Path(args.resume)
         if args.out is not None and Path(args.out).resolve() != run_dir.resolve():
             raise ConfigError(f"--resume {run_dir} continues that run in place; leave out --out {args.out}.")
-        if not (run_dir / "checkpoints" / "last.pt").is_file():
-            raise ConfigError(f"--resume {run_dir}: no checkpoints/last.pt there. Is it a fine-tuning run folder?")
-        base = read_yaml(run_dir / "config.yaml")
+        last = RunFolder(run_dir).require_checkpoint("fine-tuning")
+        base = load_checkpoint(last)["config"]  # the run's own settings; changes are checked by the engine
     elif args.out is None:
         raise ConfigError("Give the run folder to create with --out RUN (or --resume RUN to continue one).")
     else:
@@ -84,7 +89,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("Give the labelled data set folder with --data DIR.")
     from voxmmsd.finetune.loop import finetune
 
-    result = finetune(Path(cfg.data.root), run_dir, cfg, resume=args.resume is not None, device=args.device)
+    result = finetune(Path(cfg.data.root), run_dir, cfg, resume=args.resume is not None, device=args.device,
+                      allow_changed=args.allow_changed_settings)
     if result.status == "stopped":
         print(f"Stopped at iteration {result.iteration}. Continue with: voxmmsd finetune --resume {run_dir}")
     else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict
 
 from voxmmsd.errors import ConfigError
 
@@ -14,8 +14,9 @@ def add_parser(sub: Any) -> None:
         "pretrain", help="self-supervised pre-training (SiaBloMM + ORMS + multi-scale self-distillation)",
         description="Pre-train the U-Net on unlabelled cases (labels, if present, are ignored). Writes "
                     "RUN/config.yaml, events.jsonl, log.txt, checkpoints/last.pt, tensorboard/, loss.png and "
-                    "backbone.safetensors (load it into fine-tuning with --init). Ctrl-C or SIGTERM writes a "
-                    "checkpoint and stops; continue with --resume RUN. Several GPUs: torchrun --nproc_per_node=N "
+                    "backbone.safetensors (load it into fine-tuning with --init). Ctrl-C, SIGTERM or creating "
+                    "RUN/stop.requested writes a checkpoint and stops; continue with --resume RUN (exactly where it "
+                    "stopped, with the run's own settings). Several GPUs: torchrun --nproc_per_node=N "
                     "-m voxmmsd pretrain ...")
     p.add_argument("--data", type=Path, help="data set folder (one sub-folder per case, or nnU-Net imagesTr/)")
     p.add_argument("--out", type=Path, help="run folder to create")
@@ -24,37 +25,44 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     p.add_argument("--config", type=Path, metavar="FILE.yaml", help="settings file (see docs/pretraining.md)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting, e.g. --set crop_size=64,64,64 --set network.channels=16,32,64,128,256")
+                   help="override one setting by its dotted path, e.g. --set crop_size=64,64,64 "
+                        "--set network.channels=16,32,64,128,256 --set augment.blur_prob=0.5")
+    p.add_argument("--allow-changed-settings", action="store_true",
+                   help="with --resume: accept --config/--set/--data values that differ from the run's own "
+                        "(otherwise refused: the continued run would differ from an uninterrupted one)")
     p.add_argument("--cache", type=Path, help="preprocessing cache folder (default: per-user cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (events.jsonl is still written)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from voxmmsd.jobs.checkpoint import load_checkpoint
+    from voxmmsd.jobs.config import merge
+    from voxmmsd.jobs.run_folder import RunFolder
     from voxmmsd.pretrain.config import load_config
     from voxmmsd.pretrain.loop import run_pretraining
 
     if args.max_iters is not None and args.max_iters <= 0:
         raise ConfigError(f"--max-iters must be positive, got {args.max_iters}.")
-    if args.resume is not None:
-        if args.config is not None or args.overrides:
-            raise ConfigError("--resume continues a run with its own settings (RUN/config.yaml); --config and "
-                              "--set cannot change them. Start a new run to change settings.")
-        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
-            raise ConfigError("--resume RUN writes into RUN; leave out --out (or give the same folder).")
-        return run_pretraining(None, args.resume, resume=True, device=args.device, max_iters=args.max_iters,
-                               show_progress=not args.no_progress)
-    if args.out is None:
-        raise ConfigError("Give the run folder with --out RUN (or --resume RUN to continue one).")
-    base = {}
+    base: Dict[str, Any] = {}
     if args.data is not None:
         base["data"] = str(args.data)
     if args.cache is not None:
         base["cache"] = str(args.cache)
-    cfg = load_config(args.config, args.overrides, base=None)
-    cfg = load_config(None, [], base={**cfg.to_dict(), **base})
-    if (Path(args.out) / "checkpoints" / "last.pt").exists():
-        raise ConfigError(f"{args.out} already holds a run. Continue it with --resume {args.out}, or choose "
-                          f"another --out folder.")
+    if args.resume is not None:
+        if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
+            raise ConfigError("--resume RUN writes into RUN; leave out --out (or give the same folder).")
+        folder = RunFolder(args.resume)
+        last = folder.require_checkpoint("pre-training")
+        cfg = None
+        if args.config is not None or args.overrides or base:
+            saved = load_checkpoint(last)["config"]
+            cfg = load_config(None, [], base=merge(load_config(args.config, args.overrides, saved).to_dict(), base))
+        return run_pretraining(cfg, args.resume, resume=True, device=args.device, max_iters=args.max_iters,
+                               show_progress=not args.no_progress, allow_changed=args.allow_changed_settings)
+    if args.out is None:
+        raise ConfigError("Give the run folder with --out RUN (or --resume RUN to continue one).")
+    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(None, [], base=merge(cfg.to_dict(), base))
     return run_pretraining(cfg, args.out, resume=False, device=args.device, max_iters=args.max_iters,
                            show_progress=not args.no_progress)

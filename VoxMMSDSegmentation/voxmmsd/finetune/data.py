@@ -4,7 +4,10 @@ Each patch is centred either on a random voxel of the case (its crop box clipped
 the volume) or, with probability ``foreground_ratio``, on a voxel of a randomly chosen
 tumour class present in the case (foreground over-sampling, so small classes such as
 ET are seen often). Then MONAI spatial and intensity augmentation and, optionally,
-sequence dropout (whole sequences set to 0, which is how inference fills a missing one).
+sequence dropout (whole sequences set to 0, which is how inference fills a missing one)
+and simulated clinical acquisitions (:func:`simulate_acquisition`: thick slices resampled
+back to the training grid, lower SNR, a bias field), so that a 5 mm clinical exam
+resampled to 1 mm is not a texture the network has never seen.
 
 The stream opens the cache lazily in each worker process, so only case ids and the
 cache folder travel to the workers, never the volumes.
@@ -13,6 +16,7 @@ cache folder travel to the workers, never the volumes.
 from __future__ import annotations
 
 import logging
+import zlib
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -85,6 +89,67 @@ def drop_sequences(image: np.ndarray, rng: np.random.Generator, probability: flo
     return image, dropped
 
 
+def thick_slices(channel: np.ndarray, axis: int, factor: float) -> np.ndarray:
+    """``channel`` (D, H, W) as if acquired with slices ``factor`` times thicker along ``axis``, then
+    resampled back (linear) to its grid: a box average over the slice thickness, one sample per
+    thick slice, linear interpolation back, the way a 5 mm exam looks after resampling to 1 mm."""
+    from scipy import ndimage
+
+    n = channel.shape[axis]
+    width = max(int(round(factor)), 1)
+    blurred = ndimage.uniform_filter1d(channel, size=width, axis=axis, mode="nearest") if width > 1 else channel
+    m = max(int(round(n / factor)), 2)
+    zoom_down = [1.0, 1.0, 1.0]
+    zoom_down[axis] = m / n
+    small = ndimage.zoom(blurred, zoom_down, order=1, grid_mode=True, mode="nearest")
+    zoom_up = [1.0, 1.0, 1.0]
+    zoom_up[axis] = n / small.shape[axis]
+    out = ndimage.zoom(small, zoom_up, order=1, grid_mode=True, mode="nearest")
+    return out.astype(channel.dtype, copy=False)
+
+
+def bias_field(shape, rng: np.random.Generator, strength: float) -> np.ndarray:
+    """A smooth multiplicative field (D, H, W) around 1: the exponential of a random linear+quadratic form."""
+    grids = np.meshgrid(*[np.linspace(-1.0, 1.0, s, dtype=np.float32) for s in shape], indexing="ij")
+    field = np.zeros(tuple(shape), np.float32)
+    for g in grids:
+        field += float(rng.normal(0, strength)) * g + float(rng.normal(0, strength)) * (g * g - 0.33)
+    return np.exp(field)
+
+
+def simulate_acquisition(image: np.ndarray, rng: np.random.Generator, probability: float,
+                         spacing_mm: float = 2.0) -> Tuple[np.ndarray, Dict[str, object]]:
+    """With ``probability``, make ``image`` (C, D, H, W, in [0, 1]) look like a clinical exam.
+
+    Thick slices of 3-6 mm along one axis (the through-plane z axis in 60 % of the draws) in a random
+    non-empty subset of the sequences; then, each with probability 0.5, Rician noise (sigma 0.02-0.08)
+    and a bias field. Background stays 0. Returns the image and what was done.
+    """
+    if probability <= 0 or rng.random() >= probability:
+        return image, {}
+    out = image.copy()
+    brain = np.any(image > 0, axis=0)
+    axis = 0 if rng.random() < 0.6 else int(rng.integers(1, 3))
+    thickness = float(rng.uniform(3.0, 6.0))
+    factor = max(thickness / spacing_mm, 1.0)
+    chosen = [c for c in range(image.shape[0]) if rng.random() < 0.6] or [int(rng.integers(image.shape[0]))]
+    for c in chosen:
+        out[c] = thick_slices(out[c], axis, factor)
+    done: Dict[str, object] = {"axis": axis, "thickness_mm": round(thickness, 2), "channels": chosen}
+    if rng.random() < 0.5:
+        sigma = float(rng.uniform(0.02, 0.08))
+        n1 = rng.normal(0, sigma, out.shape).astype(np.float32)
+        n2 = rng.normal(0, sigma, out.shape).astype(np.float32)
+        out = np.sqrt((out + n1) ** 2 + n2 ** 2)
+        done["noise"] = round(sigma, 3)
+    if rng.random() < 0.5:
+        out = out * bias_field(out.shape[1:], rng, 0.15)[None]
+        done["bias"] = True
+    out = np.clip(out, 0.0, 1.0)
+    out[:, ~brain] = 0.0
+    return out.astype(np.float32, copy=False), done
+
+
 def build_augmentation(seed: int):  # -> monai.transforms.Compose
     """MONAI dictionary transforms on ``{"image": (C,D,H,W), "label": (1,D,H,W)}``, seeded."""
     from monai import transforms as mt
@@ -111,7 +176,7 @@ class PatchStream(torch.utils.data.IterableDataset):
 
     def __init__(self, cache_folder: Path, case_ids: Sequence[str], patch_size: Sequence[int], num_classes: int,
                  foreground_ratio: float = 0.33, augment: bool = True, sequence_dropout: float = 0.0,
-                 seed: int = 0) -> None:
+                 seed: int = 0, clinical: float = 0.0, spacing_mm: float = 1.0) -> None:
         super().__init__()
         if not case_ids:
             raise ValueError("PatchStream needs at least one case")
@@ -123,22 +188,39 @@ class PatchStream(torch.utils.data.IterableDataset):
         self.augment = augment
         self.sequence_dropout = sequence_dropout
         self.seed = seed
+        self.clinical = clinical
+        self.spacing_mm = spacing_mm
 
-    def _worker_seed(self) -> int:
-        info = torch.utils.data.get_worker_info()
-        return self.seed * 1000 + (info.id if info is not None else 0)
+    #: the stream begins at batch number ``start`` of ``batch_size`` samples (see :meth:`positioned`)
+    start = 0
+    batch_size = 1
+
+    def positioned(self, start: int, batch_size: int) -> "PatchStream":
+        """Begin at batch ``start`` (the iteration a run resumes at), in batches of ``batch_size``."""
+        self.start, self.batch_size = int(start), int(batch_size)
+        return self
+
+    def sample_rng(self, index: int) -> np.random.Generator:
+        """The generator of global sample ``index``: the same whichever worker or resumed run draws it."""
+        return np.random.default_rng([int(self.seed), int(index), 0xF17E])
 
     def __iter__(self) -> Iterator[Dict[str, torch.Tensor]]:
         from voxmmsd.data.cache import open_case
 
-        seed = self._worker_seed()
-        rng = np.random.default_rng(seed)
-        aug = build_augmentation(seed) if self.augment else None
+        info = torch.utils.data.get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        aug = build_augmentation(self.seed) if self.augment else None
         cases = {cid: open_case(self.cache_folder, cid) for cid in self.case_ids}
         points: Dict[str, Dict[int, np.ndarray]] = {}
-        while True:
-            cid = self.case_ids[int(rng.integers(len(self.case_ids)))]
-            yield self.sample(cases[cid], points, rng, aug)
+        batch = self.start + worker
+        while True:  # worker w makes batches w, w + W, ...; the DataLoader hands them out in that order
+            for j in range(self.batch_size):
+                rng = self.sample_rng(batch * self.batch_size + j)
+                if aug is not None and hasattr(aug, "set_random_state"):
+                    aug.set_random_state(seed=int(rng.integers(2 ** 32)))
+                cid = self.case_ids[int(rng.integers(len(self.case_ids)))]
+                yield self.sample(cases[cid], points, rng, aug)
+            batch += workers
 
     def sample(self, case, points: Dict[str, Dict[int, np.ndarray]], rng: np.random.Generator,
                aug=None) -> Dict[str, torch.Tensor]:
@@ -146,7 +228,9 @@ class PatchStream(torch.utils.data.IterableDataset):
         if case.label is None:
             raise ValueError(f"case {case.case_id} has no label")
         if case.case_id not in points:
-            points[case.case_id] = class_points(np.asarray(case.label), self.num_classes, rng)
+            # drawn from the case's own generator, so the points do not depend on which sample came first
+            case_rng = np.random.default_rng(zlib.crc32(str(case.case_id).encode("utf-8")))
+            points[case.case_id] = class_points(np.asarray(case.label), self.num_classes, case_rng)
         shape = case.label.shape
         center = sample_center(shape, points[case.case_id], rng, self.foreground_ratio)
         start = patch_start(center, shape, self.patch_size)
@@ -160,6 +244,9 @@ class PatchStream(torch.utils.data.IterableDataset):
         else:
             img_t = torch.from_numpy(image)
             lab_t = torch.from_numpy(label.astype(np.int64))
+        if self.clinical > 0:
+            sim, _ = simulate_acquisition(img_t.numpy(), rng, self.clinical, self.spacing_mm)
+            img_t = torch.from_numpy(np.ascontiguousarray(sim))
         return {"image": img_t.contiguous(), "label": lab_t.contiguous()}
 
 

@@ -13,6 +13,7 @@ from typing import Any, Dict
 from voxmmsd.finetune.config import FinetuneConfig, selection_text
 from voxmmsd.finetune.prepare import Cases
 from voxmmsd.jobs.checkpoint import load_checkpoint
+from voxmmsd.jobs.run_folder import RunFolder
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def write_package(run_dir: Path, model: Any, cfg: FinetuneConfig, cases: Cases, 
     from voxmmsd.io.discovery import SEQUENCES
     from voxmmsd.models.package import save_package
 
-    best_path = Path(run_dir) / "checkpoints" / "best.pt"
+    best_path = RunFolder(run_dir).best_checkpoint
     if best_path.is_file():
         weights = load_checkpoint(best_path)["model"]
         chosen = f"best validation Dice (iteration {state.best.get('iteration')})"
@@ -30,8 +31,11 @@ def write_package(run_dir: Path, model: Any, cfg: FinetuneConfig, cases: Cases, 
         weights = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         chosen = f"last iteration ({state.iteration})"
     p = cfg.package
+    loss, clinical = getattr(cfg.train, "loss", "dice_ce"), getattr(cfg.data, "clinical_sim", 0.0)
     training = {
-        "recipe": "voxmmsd finetune (Dice + cross-entropy, patches with foreground over-sampling)",
+        "recipe": ("voxmmsd finetune (soft Dice + BCE on sigmoid WT/TC/ET regions" if loss == "regions"
+                   else "voxmmsd finetune (Dice + cross-entropy") + ", patches with foreground over-sampling"
+                  + (f", simulated clinical acquisitions p={clinical}" if clinical else "") + ")",
         "data": str(data_dir), "cases": {"train": cases.train, "val": cases.val},
         "label_conventions": sorted(set(cases.conventions.values())),
         "split": {"train": selection_text(cfg.data.train), "val": selection_text(cfg.data.val),
@@ -44,9 +48,12 @@ def write_package(run_dir: Path, model: Any, cfg: FinetuneConfig, cases: Cases, 
         metrics = {"validation_dice": state.best.get("regions", {}), "validation_mean_dice": state.best["dice"],
                    "validation_cases": len(cases.val), "grid": "preprocessed (cache) grid"}
     return save_package(
-        Path(run_dir) / "model", weights, cfg.network, cfg.preprocessing, model_id=p.model_id, version=p.version,
+        RunFolder(run_dir).model, weights, cfg.network, cfg.preprocessing, model_id=p.model_id, version=p.version,
         sequences=SEQUENCES[: cfg.network.in_channels], tolerates_missing=cfg.data.sequence_dropout > 0,
         training=training, metrics=metrics, export_onnx=p.onnx, description=p.description, name=p.name,
         license=p.license, citation=p.citation,
-        inference={"patch_size": list(cfg.data.patch_size), "overlap": cfg.validation.overlap, "tta": False},
+        # patch_size None: the whole crop in one pass (windows only when memory is short), the path
+        # validation used; the training patch size is a poor window for a network that saw whole crops
+        inference={"patch_size": None, "overlap": cfg.validation.overlap, "tta": False,
+                   "output": "regions" if loss == "regions" else "classes"},
     )

@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 
-from voxmmsd.errors import InputError, LabelError
+from voxmmsd.errors import LabelError
 from voxmmsd.finetune.config import FinetuneConfig
 from voxmmsd.finetune.split import split_cases
 from voxmmsd.jobs.distributed import DistInfo, barrier
@@ -80,12 +80,6 @@ def build_optimizer(model: torch.nn.Module, cfg: FinetuneConfig) -> torch.optim.
         return torch.optim.SGD(model.parameters(), lr=t.lr, momentum=t.momentum, nesterov=True,
                                weight_decay=t.weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
-
-
-def check_new_run(run_dir: Path) -> None:
-    if (Path(run_dir) / "checkpoints" / "last.pt").exists():
-        raise InputError(f"{run_dir} already holds a fine-tuning run. Continue it with --resume {run_dir}, "
-                         f"or choose another --out folder.")
 
 
 def init_summary(result: Any) -> Dict[str, Any]:

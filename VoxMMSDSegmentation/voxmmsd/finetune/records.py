@@ -1,4 +1,7 @@
-"""What a fine-tuning run writes besides checkpoints: ``metrics.csv``, ``loss.png``, TensorBoard, ``log.txt``."""
+"""What a fine-tuning run writes besides checkpoints: ``metrics.csv`` rows and the ``loss.png`` curves.
+
+Events, ``log.txt`` and TensorBoard are written by :class:`voxmmsd.jobs.recorder.Recorder`.
+"""
 
 from __future__ import annotations
 
@@ -61,56 +64,6 @@ def plot_curves(path: Path, history: Sequence[Dict[str, Any]]) -> None:
     plt.close(fig)
 
 
-class Board:
-    """TensorBoard scalars (a no-op if TensorBoard is not installed or on ranks > 0)."""
-
-    def __init__(self, folder: Optional[Path]) -> None:
-        self._w = None
-        if folder is None:
-            return
-        try:
-            from torch.utils.tensorboard import SummaryWriter
-        except ImportError:  # tensorboard is optional
-            log.warning("TensorBoard is not installed; RUN/tensorboard stays empty (pip install tensorboard)")
-            return
-        self._w = SummaryWriter(str(folder))
-
-    def scalars(self, step: int, values: Dict[str, Any]) -> None:
-        if self._w is None:
-            return
-        for k, v in values.items():
-            if v is not None:
-                self._w.add_scalar(k, float(v), step)
-        self._w.flush()
-
-    def close(self) -> None:
-        if self._w is not None:
-            self._w.close()
-            self._w = None
-
-
-def attach_log_file(path: Path) -> logging.Handler:
-    """Copy the engine's log (``voxmmsd.*``) into ``path``; detach with :func:`detach_log_file`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handler = logging.FileHandler(str(path), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
-    handler.setLevel(logging.INFO)
-    root = logging.getLogger("voxmmsd")
-    level = root.getEffectiveLevel()
-    if level > logging.INFO:  # keep the console as quiet as asked while the file gets INFO
-        for h in logging.getLogger().handlers + root.handlers:
-            if h.level < level:
-                h.setLevel(level)
-        root.setLevel(logging.INFO)
-    root.addHandler(handler)
-    return handler
-
-
-def detach_log_file(handler: logging.Handler) -> None:
-    logging.getLogger("voxmmsd").removeHandler(handler)
-    handler.close()
-
-
 def history_row(epoch: int, iteration: int, losses: Dict[str, float], lr: float,
                 val: Optional[Dict[str, float]], elapsed: float) -> Dict[str, Any]:
     row: Dict[str, Any] = {"epoch": epoch, "iteration": iteration, "loss": losses.get("loss"),
@@ -122,5 +75,4 @@ def history_row(epoch: int, iteration: int, losses: Dict[str, float], lr: float,
     return row
 
 
-__all__: List[str] = ["write_metrics_csv", "plot_curves", "Board", "attach_log_file", "detach_log_file",
-                      "history_row"]
+__all__: List[str] = ["write_metrics_csv", "plot_curves", "history_row"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import random
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict
 
 import numpy as np
 import torch
@@ -61,8 +61,3 @@ def set_rng_state(state: Dict[str, Any]) -> None:
     random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
     if state.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def latest_checkpoint(run_dir: Path, name: str = "last.pt") -> Optional[Path]:
-    p = Path(run_dir) / "checkpoints" / name
-    return p if p.is_file() else None

@@ -132,7 +132,7 @@ def leaf_paths(cls: Type[Any], prefix: str = "") -> List[str]:
     hints = _hints(cls)
     for f in dataclasses.fields(cls):
         tp = hints.get(f.name)
-        if is_section(tp):
+        if tp is not None and is_section(tp):
             out += leaf_paths(tp, f"{prefix}{f.name}.")
         else:
             out.append(prefix + f.name)
@@ -174,7 +174,7 @@ def build(cls: Type[C], data: Any, section: str = "", _root: Optional[Type[Any]]
         tp = hints.get(name)
         if parse is not None:
             kwargs[name] = parse(value, key)
-        elif is_section(tp):
+        elif tp is not None and is_section(tp):
             kwargs[name] = build(tp, value, key, root)
         elif tp is not None:
             kwargs[name] = coerce(value, tp, key, _field_default(f))

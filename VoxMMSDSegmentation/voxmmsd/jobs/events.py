@@ -98,3 +98,71 @@ def iter_events(path: Path) -> Iterator[Dict[str, Any]]:
             ev = parse_line(line)
             if ev is not None:
                 yield ev
+
+
+def truncate_events(path: Path, iteration: int) -> int:
+    """Drop the events of iterations after ``iteration`` (a resume continues from there); return how many.
+
+    Lines without an ``iteration`` (and log lines) are kept; a half-written last line (a killed
+    process) is dropped. The file is replaced atomically.
+    """
+    from voxmmsd.io.atomic import write_text
+
+    p = Path(path)
+    if not p.exists():
+        return 0
+    kept, dropped = [], 0
+    with open(p, encoding="utf-8") as f:
+        for line in f:
+            if not line.endswith("\n"):  # half-written by a killed process
+                dropped += 1
+                continue
+            ev = parse_line(line)
+            it = ev.get("iteration") if ev is not None else None
+            if isinstance(it, (int, float)) and it > iteration:
+                dropped += 1
+                continue
+            kept.append(line)
+    if dropped:
+        write_text(p, "".join(kept))
+    return dropped
+
+
+class EventTail:
+    """Follow an events file by byte offset: each :meth:`read_new` returns the complete events added since.
+
+    When the file was replaced or became shorter (a resume drops the events after its
+    checkpoint), the tail starts again from the beginning and :attr:`restarted` is True
+    for that call, so the reader rebuilds its state from the events it gets.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.offset = 0
+        self.restarted = False
+        self._ident: Optional[tuple] = None
+
+    def read_new(self) -> List[Dict[str, Any]]:
+        self.restarted = False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return []
+        ident = (st.st_dev, st.st_ino)
+        if (self._ident is not None and ident != self._ident) or st.st_size < self.offset:
+            self.offset, self.restarted = 0, True
+        self._ident = ident
+        if st.st_size == self.offset:
+            return []
+        with open(self.path, "rb") as f:
+            f.seek(self.offset)
+            data = f.read()
+        end = data.rfind(b"\n") + 1  # a half-written last line is read next time
+        self.offset += end
+        out = []
+        for raw in data[:end].decode("utf-8", errors="replace").splitlines():
+            ev = parse_line(raw)
+            if ev is not None:
+                out.append(ev)
+        return out
+

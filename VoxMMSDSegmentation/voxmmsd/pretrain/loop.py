@@ -1,7 +1,15 @@
 """The pre-training job: data, model, teacher, schedules, the loop, checkpoints, stop/resume, DDP.
 
-Run folder: ``config.yaml``, ``events.jsonl``, ``log.txt``, ``checkpoints/last.pt``,
-``tensorboard/``, ``loss.png``, ``backbone.safetensors``. Only rank 0 writes.
+The run folder's files are named by :class:`~voxmmsd.jobs.run_folder.RunFolder` (config.yaml,
+events.jsonl, log.txt, checkpoints/last.pt, tensorboard/, loss.png, backbone.safetensors);
+only rank 0 writes, through a :class:`~voxmmsd.jobs.recorder.Recorder`. The run holds the
+folder's lock throughout and stops cleanly (checkpoint + ``stopped`` event) on SIGINT/SIGTERM
+or when ``RUN/stop.requested`` appears. A resume continues exactly: the checkpoint holds
+every random state and the data are a function of the global sample number, so the
+losses equal those of an uninterrupted run (deterministic CPU mode).
+
+:class:`Trainer` has the shape both training commands share: ``iteration``, ``state()``,
+``load(checkpoint)`` and ``step(batch) -> values``.
 """
 
 from __future__ import annotations
@@ -12,17 +20,20 @@ import os
 import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 import torch
 from torch import nn
 
-from voxmmsd.errors import ConfigError, InputError, VoxMMSDError
-from voxmmsd.io.atomic import ensure_writable_dir, write_text
+from voxmmsd.errors import ConfigError, VoxMMSDError
+from voxmmsd.io.atomic import write_text
 from voxmmsd.jobs import distributed as dist_utils
 from voxmmsd.jobs.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from voxmmsd.jobs.config import resume_config
 from voxmmsd.jobs.device import autocast_dtype, select_device
-from voxmmsd.jobs.events import EventWriter
+from voxmmsd.jobs.recorder import Recorder
+from voxmmsd.jobs.run_folder import RunFolder
+from voxmmsd.jobs.session import stop_agreed, training_session
 from voxmmsd.jobs.stop import StopFlag
 from voxmmsd.pretrain import outputs
 from voxmmsd.pretrain.config import PretrainConfig, check, to_yaml
@@ -46,7 +57,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
         self.net = PretrainNet(cfg.network, cfg.out_dim, cfg.head_hidden).to(device)
         if cfg.channels_last:
-            self.net = self.net.to(memory_format=torch.channels_last_3d)
+            self.net = self.net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self.teacher = make_teacher(self.net)
         self.loss_fn = DistillationLoss(cfg.out_dim, cfg.center_momentum).to(device)
         self.optimizer = make_optimizer(self.net, cfg)
@@ -80,7 +91,7 @@ class Trainer:
         if self.info.rank:  # per-rank dropout stream, derived reproducibly from the saved one
             torch.manual_seed(int(torch.randint(0, 2 ** 62, (1,)).item()) + self.info.rank)
 
-    def step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, float]:
+    def step(self, batch: Dict[str, torch.Tensor]) -> Dict[str, Any]:
         cfg, it = self.cfg, self.iteration
         values = self.schedules.at(it)
         apply_schedules(self.optimizer, values)
@@ -103,15 +114,6 @@ class Trainer:
         for k, v in losses.items():
             self.history[k].append(v)
         return dict(losses, lr=values["lr"], teacher_temp=values["teacher_temp"], ema=values["ema"])
-
-
-def _stop_agreed(flag: StopFlag, info: dist_utils.DistInfo, device: torch.device) -> bool:
-    """True on every rank when any rank was asked to stop."""
-    if not info.enabled:
-        return flag.requested
-    t = torch.tensor([1.0 if flag.requested else 0.0], device=device)
-    torch.distributed.all_reduce(t)
-    return bool(t.item() > 0)
 
 
 def _loader(cases: List[Any], cfg: PretrainConfig, start: int, device: torch.device,
@@ -137,106 +139,97 @@ def _configure_determinism(cfg: PretrainConfig, device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
-class RunWriter:
-    """Rank 0's outputs: events, log file, TensorBoard, checkpoints, backbone, loss plot."""
-
-    def __init__(self, run: Path, cfg: PretrainConfig, main: bool) -> None:
-        self.run, self.cfg, self.main = run, cfg, main
-        self.events = EventWriter(run / "events.jsonl" if main else None, enabled=main)
-        self.handler = outputs.add_log_file(run / "log.txt") if main else None
-        self.tb = None
-        if main and cfg.tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self.tb = SummaryWriter(str(run / "tensorboard"))
-
-    def scalars(self, values: Dict[str, float], it: int) -> None:
-        if self.tb is not None:
-            for k in ("loss", "distill", "recon"):
-                self.tb.add_scalar(f"loss/{k}", values[k], it)
-            for k in ("lr", "teacher_temp", "ema"):
-                self.tb.add_scalar(f"schedule/{k}", values[k], it)
-
-    def checkpoint(self, trainer: Trainer, reason: str) -> None:
-        if not self.main:
-            return
-        path = save_checkpoint(trainer.state(), self.run / "checkpoints" / "last.pt")
-        outputs.save_backbone(trainer.net.backbone.state_dict(), self.run / outputs.BACKBONE, self.cfg.to_dict(),
-                              trainer.iteration)
-        if trainer.history["iteration"]:
-            outputs.plot_losses(trainer.history, self.run / "loss.png")
-        if self.tb is not None:
-            self.tb.flush()
-        self.events.emit(STAGE, "checkpoint", iteration=trainer.iteration, total=self.cfg.iterations,
-                         path=str(path), reason=reason)
-
-    def close(self) -> None:
-        if self.tb is not None:
-            self.tb.close()
-        if self.handler is not None:
-            outputs.remove_log_file(self.handler)
-        self.events.close()
+def _scalars(rec: Recorder, values: Dict[str, Any], it: int) -> None:
+    scalars = {f"loss/{k}": values[k] for k in ("loss", "distill", "recon")}
+    scalars.update({f"schedule/{k}": values[k] for k in ("lr", "teacher_temp", "ema")})
+    scalars.update({f"diag/{k}": v for k, v in (values.get("diagnostics") or {}).items()})
+    rec.scalars(it, scalars)
 
 
-def resolve_config(run: Path, cfg: Optional[PretrainConfig], resume: bool,
-                   max_iters: Optional[int]) -> PretrainConfig:
-    """The run's configuration: the checkpoint's when resuming (only the length may change), else ``cfg``."""
+def _checkpoint(rec: Recorder, trainer: Trainer, run: RunFolder, cfg: PretrainConfig, reason: str) -> None:
+    """Rank 0: ``last.pt`` (atomic), the backbone, the loss plot, then a ``checkpoint`` event."""
+    if not rec.enabled:
+        return
+    path = save_checkpoint(trainer.state(), run.last_checkpoint)
+    outputs.save_backbone(trainer.net.backbone.state_dict(), run.backbone, cfg.to_dict(), trainer.iteration)
+    if trainer.history["iteration"]:
+        rec.plot(lambda target: outputs.plot_losses(trainer.history, target))
+    rec.flush()
+    rec.emit("checkpoint", iteration=trainer.iteration, total=cfg.iterations, path=str(path), reason=reason)
+
+
+def resolve_config(run: Union[Path, RunFolder], cfg: Optional[PretrainConfig], resume: bool,
+                   max_iters: Optional[int], allow_changed: bool = False) -> PretrainConfig:
+    """The run's configuration.
+
+    Resuming: the checkpoint's settings; ``cfg`` (if given) may differ from them only in
+    ``iterations`` unless ``allow_changed`` (the rule of :func:`voxmmsd.jobs.config.resume_config`).
+    A new run: ``cfg``. ``max_iters`` sets the length either way.
+    """
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
     if resume:
-        ckpt_cfg = PretrainConfig.from_dict(load_checkpoint(run / "checkpoints" / "last.pt")["config"])
-        cfg = ckpt_cfg if max_iters is None else replace(ckpt_cfg, iterations=int(max_iters))
+        saved = load_checkpoint(folder.last_checkpoint)["config"]
+        changes = cfg.to_dict() if cfg is not None else {}
+        cfg = resume_config(PretrainConfig, saved, changes, allow_changed=allow_changed, free=("iterations",))
     elif cfg is None:
         raise ConfigError("No configuration given.")
-    elif max_iters is not None:
+    if max_iters is not None:
         cfg = replace(cfg, iterations=int(max_iters))
     check(cfg)
     return cfg
 
 
 def run_pretraining(cfg: Optional[PretrainConfig], run: Path, resume: bool = False, device: str = "auto",
-                    max_iters: Optional[int] = None, show_progress: bool = True) -> int:
-    """Pre-train; returns 0 when done or stopped cleanly (SIGINT/SIGTERM). See module docstring for outputs."""
-    run = Path(run)
-    if resume and not (run / "checkpoints" / "last.pt").is_file():
-        raise InputError(f"Cannot resume: {run / 'checkpoints' / 'last.pt'} does not exist. Start a new run "
-                         f"with --out, or give the folder of an earlier run.")
-    cfg = resolve_config(run, cfg, resume, max_iters)
+                    max_iters: Optional[int] = None, show_progress: bool = True, allow_changed: bool = False,
+                    stop: Optional[StopFlag] = None) -> int:
+    """Pre-train into ``run``; returns 0 when done or stopped cleanly (signal or ``RUN/stop.requested``)."""
+    folder = RunFolder(run)
+    if resume:
+        folder.require_checkpoint("pre-training")
+    else:
+        folder.require_new()
+    cfg = resolve_config(folder, cfg, resume, max_iters, allow_changed)
     if not cfg.data:
         raise ConfigError("No data set given: use --data DIR.")
     info = dist_utils.init_distributed()
-    dev = select_device(device, info.local_rank)
-    _configure_determinism(cfg, dev)
-    if info.is_main:
-        ensure_writable_dir(run)
-        write_text(run / "config.yaml", to_yaml(cfg))
-    writer = RunWriter(run, cfg, info.is_main)
     try:
-        return _train(cfg, run, resume, dev, info, writer, show_progress)
-    except Exception as exc:
-        writer.events.emit(STAGE, "error", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-        raise
+        with training_session(folder, "pre-training run", info, stop) as flag:
+            dev = select_device(device, info.local_rank)
+            _configure_determinism(cfg, dev)
+            ckpt = load_checkpoint(folder.last_checkpoint) if resume else None
+            if info.is_main:
+                write_text(folder.config, to_yaml(cfg))
+            rec = Recorder(folder, STAGE, info.is_main, cfg.tensorboard,
+                           resume_from=int(ckpt["iteration"]) if ckpt is not None else None)
+            try:
+                return _train(cfg, folder, ckpt, dev, info, rec, flag, show_progress)
+            except Exception as exc:
+                rec.emit("error", message=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+                raise
+            finally:
+                rec.close()
     finally:
-        writer.close()
         dist_utils.cleanup(info)
 
 
-def _train(cfg: PretrainConfig, run: Path, resume: bool, dev: torch.device, info: dist_utils.DistInfo,
-           writer: RunWriter, show_progress: bool) -> int:
+def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], dev: torch.device,
+           info: dist_utils.DistInfo, rec: Recorder, flag: StopFlag, show_progress: bool) -> int:
     cache_dir = Path(cfg.cache) if cfg.cache else default_cache_dir(Path(cfg.data))
-    cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, writer.events, build=info.is_main,
+    cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, rec.events, build=info.is_main,
                           show_progress=show_progress and info.is_main) if info.is_main else []
     dist_utils.barrier(info)
     if not info.is_main:
         cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, build=False)
     check_crop_fits(cases, cfg.crop_size)
     trainer = Trainer(cfg, dev, info)
-    if resume:
-        trainer.load(load_checkpoint(run / "checkpoints" / "last.pt"))
+    if ckpt is not None:
+        trainer.load(ckpt)
     start = trainer.iteration
     log.info("pre-training %d case(s), iterations %d..%d, batch %d x %d process(es), device %s, precision %s",
              len(cases), start, cfg.iterations, cfg.batch_size, info.world_size, dev,
              trainer.amp_dtype or "fp32")
-    writer.events.emit(STAGE, "start", iteration=start, total=cfg.iterations, resumed=resume, cases=len(cases),
-                       world_size=info.world_size, device=str(dev))
+    rec.emit("start", iteration=start, total=cfg.iterations, resumed=ckpt is not None, cases=len(cases),
+             world_size=info.world_size, device=str(dev), dropped_events=rec.dropped_events)
     bar = None
     if show_progress and info.is_main:
         from tqdm import tqdm
@@ -244,41 +237,41 @@ def _train(cfg: PretrainConfig, run: Path, resume: bool, dev: torch.device, info
         bar = tqdm(total=cfg.iterations, initial=start, desc="pre-training", unit="it", dynamic_ncols=True)
     t0, done0 = time.time(), start
     stopped = False
-    with StopFlag() as flag:
-        for batch in _loader(cases, cfg, start, dev, info):
-            values = trainer.step(batch)
-            it = trainer.iteration
-            if not all(math.isfinite(values[k]) for k in ("loss", "distill", "recon")):
-                raise VoxMMSDError(f"The loss became {values['loss']} at iteration {it}. Lower the learning rate "
-                                 f"(--set lr=...) or use --set precision=fp32, and resume from the last checkpoint.")
-            if bar is not None:
-                bar.update(1)
-                pairs = (bar.format_dict.get("rate") or 0.0) * cfg.batch_size * info.world_size
-                bar.set_postfix(loss=f"{values['loss']:.4f}", pairs_per_s=f"{pairs:.2f}")
-            if it % cfg.log_every == 0 or it == cfg.iterations:
-                rate = (it - done0) / max(time.time() - t0, 1e-9)
-                writer.events.emit(STAGE, iteration=it, total=cfg.iterations,
-                                   losses={k: values[k] for k in ("loss", "distill", "recon")}, lr=values["lr"],
-                                   teacher_temp=values["teacher_temp"], ema=values["ema"],
-                                   eta_s=(cfg.iterations - it) / rate if rate > 0 else None,
-                                   pairs_per_s=rate * cfg.batch_size * info.world_size)
-                writer.scalars(values, it)
-            if _stop_agreed(flag, info, dev):
-                stopped = True
-                break
-            if it % cfg.checkpoint_every == 0 and it < cfg.iterations:
-                writer.checkpoint(trainer, "periodic")
+    for batch in _loader(cases, cfg, start, dev, info):
+        values = trainer.step(batch)
+        it = trainer.iteration
+        if not all(math.isfinite(values[k]) for k in ("loss", "distill", "recon")):
+            raise VoxMMSDError(f"The loss became {values['loss']} at iteration {it}. Lower the learning rate "
+                               f"(--set lr=...) or use --set precision=fp32, and resume from the last checkpoint.")
+        if bar is not None:
+            bar.update(1)
+            pairs = (bar.format_dict.get("rate") or 0.0) * cfg.batch_size * info.world_size
+            bar.set_postfix(loss=f"{values['loss']:.4f}", pairs_per_s=f"{pairs:.2f}")
+        if it % cfg.log_every == 0 or it == cfg.iterations:
+            rate = (it - done0) / max(time.time() - t0, 1e-9)
+            rec.emit(iteration=it, total=cfg.iterations,
+                     losses={k: values[k] for k in ("loss", "distill", "recon")}, lr=values["lr"],
+                     teacher_temp=values["teacher_temp"], ema=values["ema"],
+                     eta_s=(cfg.iterations - it) / rate if rate > 0 else None,
+                     pairs_per_s=rate * cfg.batch_size * info.world_size)
+            _scalars(rec, values, it)
+        if stop_agreed(flag, info, dev):
+            stopped = True
+            break
+        if it % cfg.checkpoint_every == 0 and it < cfg.iterations:
+            _checkpoint(rec, trainer, run, cfg, "periodic")
     if bar is not None:
         bar.close()
-    writer.checkpoint(trainer, "stopped" if stopped else "done")
+    _checkpoint(rec, trainer, run, cfg, "stopped" if stopped else "done")
     dist_utils.barrier(info)
     if stopped:
-        log.warning("stopped at iteration %d of %d; continue with --resume %s", trainer.iteration, cfg.iterations, run)
-        writer.events.emit(STAGE, "stopped", iteration=trainer.iteration, total=cfg.iterations,
-                           message=f"stopped by {flag.signal_name}; resume with --resume {run}")
+        log.warning("stopped at iteration %d of %d; continue with --resume %s", trainer.iteration, cfg.iterations,
+                    run.root)
+        rec.emit("stopped", iteration=trainer.iteration, total=cfg.iterations,
+                 message=f"stopped by {flag.signal_name}; resume with --resume {run.root}")
         return 0
-    writer.events.emit(STAGE, "done", iteration=trainer.iteration, total=cfg.iterations,
-                       outputs={"backbone": str(run / outputs.BACKBONE), "checkpoint":
-                                str(run / "checkpoints" / "last.pt"), "loss_plot": str(run / "loss.png")})
-    log.info("done: %s", run / outputs.BACKBONE)
+    rec.emit("done", iteration=trainer.iteration, total=cfg.iterations,
+             outputs={"backbone": str(run.backbone), "checkpoint": str(run.last_checkpoint),
+                      "loss_plot": str(run.loss_plot)})
+    log.info("done: %s", run.backbone)
     return 0

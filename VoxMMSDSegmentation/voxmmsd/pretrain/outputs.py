@@ -1,8 +1,10 @@
-"""What a pre-training run writes besides checkpoints: the backbone weights, the loss plot, the log file."""
+"""What a pre-training run writes besides checkpoints: the backbone weights and the loss plot.
+
+Events, ``log.txt`` and TensorBoard are written by :class:`voxmmsd.jobs.recorder.Recorder`.
+"""
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any, Dict, List, Mapping
 
@@ -45,17 +47,3 @@ def plot_losses(history: Dict[str, List[float]], path: Path) -> Path:
         fig.savefig(str(tmp), format="png")
     plt.close(fig)
     return Path(path)
-
-
-def add_log_file(path: Path) -> logging.Handler:
-    """Copy the engine's log records into ``path`` (RUN/log.txt)."""
-    handler = logging.FileHandler(str(path), encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger = logging.getLogger("voxmmsd")
-    logger.addHandler(handler)
-    return handler
-
-
-def remove_log_file(handler: logging.Handler) -> None:
-    logging.getLogger("voxmmsd").removeHandler(handler)
-    handler.close()
