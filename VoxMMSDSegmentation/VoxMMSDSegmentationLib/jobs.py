@@ -153,7 +153,7 @@ def launch(run_dir: Path, kind: str, command: Sequence[str], env: Optional[Mappi
         proc = subprocess.Popen([str(c) for c in command], stdout=out, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, env=dict(env) if env is not None else None,
                                 cwd=str(run_dir), close_fds=True,
-                                **process.popen_group_kwargs())  # type: ignore[arg-type]
+                                **process.popen_group_kwargs())
     finally:
         out.close()
     record = JobRecord(run_dir=str(run_dir), kind=kind, command=[str(c) for c in command], pid=proc.pid,

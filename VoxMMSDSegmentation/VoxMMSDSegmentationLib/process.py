@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import IO, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ CREATE_NEW_PROCESS_GROUP = 0x00000200
 CREATE_NO_WINDOW = 0x08000000
 
 
-def popen_group_kwargs(windows: bool = WINDOWS) -> Dict[str, object]:
+def popen_group_kwargs(windows: bool = WINDOWS) -> Dict[str, Any]:
     """``Popen`` arguments that start the child as the head of its own process group.
 
     POSIX: a new session (``pgid == pid``), so that the launcher (``PythonSlicer``) and the
