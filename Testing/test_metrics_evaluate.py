@@ -35,7 +35,7 @@ def test_evaluate_case_regions_and_values():
     pred = ref.copy()
     pred[pred == 3] = 4  # ET called resection cavity
     out = evaluate_case(pred, ref, (1.0, 1.0, 2.0))
-    assert out["ET"]["dice"] == 0.0 and out["ET"]["hd95_mm"] == 374.0 and out["ET"]["lesion_dice"] == 0.0
+    assert out["ET"]["dice"] == 0.0 and out["ET"]["hd95_mm"] == 373.0 and out["ET"]["lesion_dice"] == 0.0
     assert "RC" in out and out["RC"]["volume_pred_ml"] == pytest.approx(2 * 56 / 1000)
     assert out["WT"]["dice"] < 1.0 and out["SNFH"]["dice"] == 1.0
 

@@ -31,6 +31,9 @@ def add_parser(sub: Any) -> None:
                    help="references without prediction: stop (default), leave out, or score as empty predictions")
     p.add_argument("--no-lesion-wise", action="store_true", help="skip the lesion-wise scores (faster)")
     p.add_argument("--no-subregions", action="store_true", help="score WT, TC, ET only")
+    p.add_argument("--hd-method", default="pooled", choices=("pooled", "directed"),
+                   help="HD95: pooled = the official BraTS evaluation (brats-evaluation/panoptica, default); "
+                        "directed = the larger of the two directed 95th percentiles (MONAI, former default)")
     p.add_argument("--json", action="store_true", help="print the summary as JSON instead of a table")
     p.set_defaults(func=run)
 
@@ -42,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from voxmmsd.metrics.report import CASE_COLUMNS, SUMMARY_COLUMNS, format_summary, summarise, write_csv
 
     config = EvaluationConfig(lesion_wise=not args.no_lesion_wise, subregions=not args.no_subregions,
-                              missing=args.missing)
+                              missing=args.missing, hd_method=args.hd_method)
     out = ensure_writable_dir(args.out or Path(args.pred) / "evaluation")
     result = evaluate_folders(args.pred, args.ref, args.labels_pred, args.labels_ref, config)
     summary = summarise(result.rows)

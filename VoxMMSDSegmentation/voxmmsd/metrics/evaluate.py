@@ -20,7 +20,7 @@ from voxmmsd.io.labels import CONVENTIONS, REGIONS, SUBREGIONS, detect_conventio
 from voxmmsd.metrics.lesionwise import LesionWiseConfig, lesion_wise
 from voxmmsd.metrics.overlap import confusion, dice, sensitivity, specificity, volume_error
 from voxmmsd.metrics.pairing import Pair, Pairing, pair_folders
-from voxmmsd.metrics.surface import MAX_DISTANCE_MM, hausdorff
+from voxmmsd.metrics.surface import BRATS_EVALUATION_MAX_MM, HD_METHODS, hausdorff
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,9 @@ class EvaluationConfig:
     lesion_wise: bool = True
     subregions: bool = True
     percentile: float = 95.0
-    max_distance: float = MAX_DISTANCE_MM
+    max_distance: float = BRATS_EVALUATION_MAX_MM
+    #: HD95 as the official BraTS evaluation (pooled) or the former larger-directed one (see metrics.surface)
+    hd_method: str = "pooled"
     lesion: LesionWiseConfig = field(default_factory=LesionWiseConfig)
     missing: str = "error"  # a reference without prediction: error | skip | worst (scored as empty)
     geometry_tolerance: float = 1e-3  # mm (origin, spacing) and direction cosines
@@ -53,6 +55,8 @@ class EvaluationConfig:
     def __post_init__(self) -> None:
         if self.missing not in MISSING_POLICIES:
             raise ConfigError(f"missing={self.missing!r} is not one of {MISSING_POLICIES}.")
+        if self.hd_method not in HD_METHODS:
+            raise ConfigError(f"hd_method={self.hd_method!r} is not one of {HD_METHODS}.")
         if not 0 < self.percentile <= 100:
             raise ConfigError(f"percentile={self.percentile} must lie in (0, 100].")
 
@@ -96,7 +100,7 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing_xyz: Sequence[float
         pred_ml, ref_ml, err_ml, rel = volume_error(c, voxel_ml)
         row: Dict[str, float] = {
             "dice": dice(c),
-            "hd95_mm": hausdorff(p, r, spacing_xyz, config.percentile, config.max_distance),
+            "hd95_mm": hausdorff(p, r, spacing_xyz, config.percentile, config.max_distance, config.hd_method),
             "sensitivity": sensitivity(c), "specificity": specificity(c),
             "volume_pred_ml": pred_ml, "volume_ref_ml": ref_ml, "volume_error_ml": err_ml, "volume_error_rel": rel,
         }
