@@ -9,7 +9,6 @@ offset, so that a refresh reads only what was appended. Plain Python, tested wit
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -160,39 +159,30 @@ class EventState:
 
 
 class EventTail:
-    """Follow a growing JSON-lines file: each :meth:`update` reads only the bytes appended
-    since the last one (a half-written last line waits for its end). A file that shrank or
-    was replaced is read again from the start."""
+    """The :class:`EventState` of a growing ``events.jsonl``, kept current by the engine's own
+    :class:`voxmmsd.jobs.events.EventTail`: each :meth:`update` reads only the bytes appended
+    since the last one (a half-written last line waits for its end). A file that shrank or was
+    replaced (a resume drops the events after its checkpoint) is folded again from the start."""
 
     def __init__(self, path: Path) -> None:
+        from voxmmsd.jobs.events import EventTail as FileTail
+
         self.path = Path(path)
-        self.offset = 0
+        self._tail = FileTail(self.path)
         self.state = EventState()
-        self._partial = b""
-        self._inode: Optional[int] = None
+
+    @property
+    def offset(self) -> int:
+        return self._tail.offset
 
     def update(self) -> int:
-        """Fold the new complete lines into :attr:`state`; the number of new events."""
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            return 0
-        if info.st_size < self.offset or (self._inode is not None and info.st_ino != self._inode):
-            self.offset, self._partial, self.state = 0, b"", EventState()
-        self._inode = info.st_ino
-        if info.st_size == self.offset:
-            return 0
-        with open(self.path, "rb") as f:
-            f.seek(self.offset)
-            data = f.read(info.st_size - self.offset)
-        self.offset += len(data)
-        lines = (self._partial + data).split(b"\n")
-        self._partial = lines.pop()
-        count = 0
-        for raw in lines:
-            if self.state.feed_line(raw.decode("utf-8", errors="replace")) is not None:
-                count += 1
-        return count
+        """Fold the new complete events into :attr:`state`; the number of new events."""
+        events = self._tail.read_new()
+        if self._tail.restarted:
+            self.state = EventState()
+        for event in events:
+            self.state.apply(event)
+        return len(events)
 
 
 def _int(value: Any, default: int) -> int:
