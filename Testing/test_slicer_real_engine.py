@@ -68,3 +68,47 @@ def test_real_engine_through_the_scene(tmp_path, tiny_package):
     assert set(result.volumes_ml) >= {"WT", "TC", "ET"}
     assert [i for i in scene_io.scene_node_ids(scene) if i not in before]  # result added ...
     assert result.table.GetNumberOfRows() >= 3  # ... with its volumes table
+
+
+def engine_events(args, tmp_path):
+    import json
+
+    from VoxMMSDSegmentationLib.events import EventState
+    from VoxMMSDSegmentationLib.process import EngineProcess, engine_command, engine_environment
+
+    proc = EngineProcess(engine_command(args), env=engine_environment(device="cpu")).start()
+    assert proc.wait(300) == 0
+    lines = []
+    while not lines or lines[-1][0] != "exit":
+        lines += proc.poll()
+    text = [str(v) for k, v in lines if k == "line"]
+    events = [json.loads(t) for t in text if t.startswith("{")]
+    state, fractions = EventState(staged=True), []
+    for t in text:
+        if state.feed_line(t) is not None:
+            fractions.append(state.fraction)
+    return events, fractions, "\n".join(text[-20:])
+
+
+@pytest.mark.parametrize("extra,passes", [(["--patch-size", "32", "32", "32"], None), (["--tta"], 8)])
+def test_engine_reports_every_stage_and_window(tmp_path, tiny_package, extra, passes):
+    """The real engine's progress: read, check, preprocess, every window (or TTA pass), postprocess,
+    write; the module's bar (EventState) only moves forward and ends at 100 %."""
+    from voxmmsd import synthetic
+
+    case = tmp_path / "case"
+    synthetic.write_case(case, "case000", seed=1)
+    events, fractions, tail = engine_events(["segment", str(case), "--out", str(tmp_path / "out"), "--model",
+                                             str(tiny_package), "--backend", "onnx", "--device", "cpu",
+                                             "--skull-strip", "off", "--progress", "json"] + extra, tmp_path)
+    stages = [e["stage"] for e in events if e["event"] == "progress"]
+    order = [s for i, s in enumerate(stages) if i == 0 or stages[i - 1] != s]
+    assert order == ["read", "check", "preprocess", "predict", "postprocess", "write"], tail
+    predict = [(e["iteration"], e["total"]) for e in events if e["stage"] == "predict"]
+    total = predict[-1][1]
+    if passes:
+        assert total == passes and [i for i, _ in predict] == list(range(passes + 1))  # 0 = start, then each pass
+    else:
+        assert total > 1 and [i for i, _ in predict] == list(range(1, total + 1))  # one event per window
+    assert fractions == sorted(fractions) and fractions[-1] == 1.0
+    assert len({round(f, 4) for f in fractions}) >= 5 + min(total, 8)

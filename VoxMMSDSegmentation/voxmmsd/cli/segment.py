@@ -94,20 +94,24 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
     with claim_output(args.out, overwrite=args.overwrite):
         package = resolve_model(args.model)  # model.json and checksums only: the network is not loaded yet
         # read and check the images before the model loads: bad input fails in a second, not after it
+        _stage(events, "read", 0, 1, "reading the images")
         case = load_for_package(package, files, args.register)
+        _stage(events, "check", 0, 1, "checking the inputs and the free space")
         check_free_space(args.out, bytes_needed(case.geometry.shape))
         t_read = time.perf_counter() - t0
         predictor = _predictor(args, package)
-        if events:
-            events.emit("segment", "progress", iteration=1, total=3, message="model ready")
+        _stage(events, "preprocess", 0, 1, "model ready; preparing the images")
 
-        def progress(message: str, i: int, n: int) -> None:
-            if events and message != "done":
-                events.emit("segment", "progress", iteration=2, total=3, message=message)
+        def progress(message: str, i: int, n: int) -> None:  # per window, or per TTA pass of one crop
+            if message == "done":
+                _stage(events, "postprocess", 1, 1, "post-processing done")
+            else:
+                _stage(events, "predict", i, n, message)
 
         pred = predictor.predict(case, progress=progress)
         pred.timings_s = {"read": t_read, **pred.timings_s}
         model = {"id": predictor.package.id, "version": predictor.package.version}
+        _stage(events, "write", 0, 1, "writing the outputs")
         outputs = write_outputs(pred, args.out, model, predictor.package.label_table, args.labels, not args.no_qc,
                                 extra={"predictor": predictor.config.to_dict()})
     for w in pred.warnings:
@@ -121,6 +125,13 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
         vols = ", ".join(f"{k} {v:.1f} mL" for k, v in pred.volumes_ml.items() if k in ("WT", "TC", "ET"))
         sys.stdout.write(f"{files.case_id}: {vols} -> {args.out} ({total:.1f} s)\n")
     return 0
+
+
+def _stage(events: Any, stage: str, iteration: int, total: int, message: str) -> None:
+    """A progress event of one stage of a single-case run (read, check, preprocess, predict,
+    postprocess, write; see docs/inference.md), for programs such as the Slicer module."""
+    if events:
+        events.emit(stage, "progress", iteration=iteration, total=total, message=message)
 
 
 def _run_batch(args: argparse.Namespace, events: Any) -> int:

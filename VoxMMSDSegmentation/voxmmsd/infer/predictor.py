@@ -19,7 +19,7 @@ from voxmmsd.infer import window
 from voxmmsd.infer.backend import Backend, DeviceOutOfMemoryError, create_backend
 from voxmmsd.infer.memory import available_memory_bytes, max_whole_voxels
 from voxmmsd.infer.postprocess import argmax_labels, min_component_voxels, remove_small_components
-from voxmmsd.infer.tta import with_mirroring
+from voxmmsd.infer.tta import mirror_axes, with_mirroring
 from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
 from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
@@ -131,8 +131,10 @@ class Predictor:
         self.fallback_notes: List[str] = []
 
     # -- running the network -------------------------------------------------------------
-    def _forward(self) -> window.Forward:
+    def _forward(self, progress: Optional[Progress] = None) -> window.Forward:
         f = self.backend.forward
+        if self.tta and progress is not None:  # one whole-crop pass: each TTA pass is a step of the bar
+            f = window.counted(f, len(mirror_axes()), lambda i, n: progress(f"network: TTA pass {i}/{n}", i, n))
         return with_mirroring(f) if self.tta else f
 
     def _whole_allowed(self, shape: Tuple[int, ...]) -> bool:
@@ -166,7 +168,7 @@ class Predictor:
 
     def _run_plan(self, image: np.ndarray, patch: Optional[Tuple[int, int, int]],
                   progress: Optional[Progress], labels_ok: bool = False) -> Tuple[np.ndarray, str]:
-        forward = self._forward()
+        forward = self._forward(progress if patch is None else None)
         if patch is None:
             if progress:
                 progress("network: whole crop in one pass", 0, 1)

@@ -109,6 +109,19 @@ def sliding(image: np.ndarray, forward: Forward, patch: Sequence[int], overlap: 
     return np.ascontiguousarray(acc[(slice(None),) + cut])
 
 
+def counted(forward: Forward, total: int, progress: Callable[[int, int], None]) -> Forward:
+    """``forward`` that reports its i-th call as ``progress(i, total)`` (e.g. the TTA passes of one crop)."""
+    calls = [0]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        out = forward(x)
+        calls[0] += 1
+        progress(min(calls[0], total), total)
+        return out
+
+    return run
+
+
 def whole_fits(shape: Sequence[int], max_voxels: Optional[int], divisor: int = 16) -> bool:
     """Whether a whole-crop pass over ``shape`` (padded) stays within ``max_voxels`` (None: always)."""
     if max_voxels is None:
