@@ -202,8 +202,11 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
+        if self.lossChart is not None:  # its nodes went with the scene: redrawn on the next refresh
+            self.lossChart.remove()
         if self.parent.isEntered:
             self.initializeParameterNode()
+            self.refreshJobs(selection=True)
 
     def onNodeAdded(self, caller, event) -> None:
         qt.QTimer.singleShot(0, self.autoAssignEmptyInputs)
