@@ -33,10 +33,13 @@ MIN_AXIS_VOXELS = 10
 #: non-background (brain or head) volume, mL: outside REFUSE -> refused, outside WARN -> warning
 BRAIN_ML_REFUSE: Tuple[float, float] = (10.0, 12000.0)
 BRAIN_ML_WARN: Tuple[float, float] = (250.0, 2500.0)
+#: a field of view (of an image without a clean background) larger than this cannot be a head scan
+MAX_FIELD_OF_VIEW_ML = 60000.0
 #: a skull-stripped brain (with its CSF) is at most this large; a head with skull and scalp is larger
 MAX_STRIPPED_ML = 2600.0
-#: a skull-stripped volume has at least this fraction of voxels at the background value
-MIN_BACKGROUND_FRACTION = 0.15
+#: a skull-stripped volume has at least this fraction of voxels at exactly the background value (a tight
+#: crop around a brain still has about half; noisy scanner air has well under 1 %)
+MIN_BACKGROUND_FRACTION = 0.05
 #: a background covering this fraction of the volume at a value other than 0 is refused
 NONZERO_BACKGROUND_FRACTION = 0.15
 #: relative spread (p99 - p1) / max(|p99|, |p1|) of the foreground below which an image is near-constant
@@ -404,13 +407,16 @@ def check_mri(array: np.ndarray, spacing_xyz: Sequence[float], path: Path, what:
                              f"{p1:g}..{p99:g}): it looks like a mask, not an MRI. Give the MRI image itself.")
     voxel_ml = float(np.prod(spacing)) / 1000.0
     fg_ml = float(arr.size - round(frac * arr.size)) * voxel_ml
-    if not BRAIN_ML_REFUSE[0] <= fg_ml <= BRAIN_ML_REFUSE[1]:
-        raise InputError(f"{what} {path}: the imaged brain/head is {fg_ml:.1f} mL (voxel spacing "
-                         f"{tuple(round(s, 3) for s in spacing)} mm), impossible for a head "
-                         f"({BRAIN_ML_REFUSE[0]:.0f}-{BRAIN_ML_REFUSE[1]:.0f} mL). The spacing in the header is "
-                         f"probably wrong; fix it (e.g. re-export from DICOM).")
+    has_background = frac >= MIN_BACKGROUND_FRACTION  # else (noisy air) the foreground is the whole field of view
+    if has_background and not BRAIN_ML_REFUSE[0] <= fg_ml <= BRAIN_ML_REFUSE[1] or \
+            not has_background and arr.size * voxel_ml > MAX_FIELD_OF_VIEW_ML:
+        shown = fg_ml if has_background else arr.size * voxel_ml
+        raise InputError(f"{what} {path}: the imaged {'brain/head' if has_background else 'field of view'} is "
+                         f"{shown:.1f} mL (voxel spacing {tuple(round(s, 3) for s in spacing)} mm), impossible for "
+                         f"a head ({BRAIN_ML_REFUSE[0]:.0f}-{BRAIN_ML_REFUSE[1]:.0f} mL). The spacing in the header "
+                         f"is probably wrong; fix it (e.g. re-export from DICOM).")
     warnings: List[str] = []
-    brain_like = frac >= MIN_BACKGROUND_FRACTION and fg_ml <= MAX_STRIPPED_ML  # (a head is checked elsewhere)
+    brain_like = has_background and fg_ml <= MAX_STRIPPED_ML  # (a head is checked elsewhere)
     if brain_like and not BRAIN_ML_WARN[0] <= fg_ml <= BRAIN_ML_WARN[1]:
         warnings.append(f"{what}: the brain is {fg_ml:.0f} mL, outside the usual {BRAIN_ML_WARN[0]:.0f}-"
                         f"{BRAIN_ML_WARN[1]:.0f} mL; check the voxel spacing in the header of {path} "
