@@ -9,7 +9,14 @@ import pytest
 import SimpleITK as sitk
 from voxmmsd import synthetic
 from voxmmsd.errors import InputError
-from voxmmsd.io.discovery import SEQUENCES, case_from_paths, classify_name, find_case, find_dataset
+from voxmmsd.io.discovery import (
+    SEQUENCES,
+    case_from_paths,
+    classify_clinical,
+    classify_name,
+    find_case,
+    find_dataset,
+)
 from voxmmsd.io.reader import load_case
 
 
@@ -89,7 +96,7 @@ def test_dataset_requiring_labels(tmp_path: Path) -> None:
         find_dataset(root, require_labels=True)
 
 
-def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
+def _write_dicom_series(image: sitk.Image, folder: Path, description: str = "") -> None:
     folder.mkdir(parents=True)
     image = sitk.Cast(image, sitk.sitkInt16)
     writer = sitk.ImageFileWriter()
@@ -103,7 +110,7 @@ def _write_dicom_series(image: sitk.Image, folder: Path) -> None:
                                                                     direction[1], direction[4], direction[7]))),
                            ("0020|0032", "\\".join(str(v) for v in image.TransformIndexToPhysicalPoint((0, 0, k)))),
                            ("0028|0030", f"{image.GetSpacing()[1]}\\{image.GetSpacing()[0]}"),
-                           ("0018|0050", str(image.GetSpacing()[2]))):
+                           ("0018|0050", str(image.GetSpacing()[2])), ("0008|103e", description)):
             sl.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice{k:03d}.dcm"))
         writer.Execute(sl)
@@ -131,3 +138,51 @@ def test_grouped_dataset_and_duplicate_ids(tmp_path: Path) -> None:
     synthetic.write_case(tmp_path / "all" / "siteB" / "case000", "case000", seed=8)
     with pytest.raises(InputError, match="Two cases are named 'case000'"):
         find_dataset(tmp_path / "all")
+
+
+CLINICAL = {
+    "t2f": ["fla", "FLAIR", "AX T2 FLAIR", "3D FLAIR", "t2_tirm_tra_dark-fluid", "Sag_FLAIR_SPACE"],
+    "t1c": ["T1+C", "T1 POST GAD", "T1CE", "AX T1 POST GD", "SAG T1 C+", "COR T1 +C", "t1_se_tra_KM",
+            "T1W_3D_TFE_GADO", "MPRAGE POST", "Ax Post Gd"],
+    "t1n": ["MPRAGE", "t1_mprage_sag_p2_iso", "AX T1 PRE", "T1W_3D_TFE", "T1 SE native", "FSPGR BRAVO"],
+    "t2w": ["T2 TSE", "T2W_TSE", "Ax T2 FSE", "t2_tse_tra_512"],
+    None: ["Ax DWI", "ADC", "T2*", "SWI", "localizer", "perfusion DSC", "notes", "report"],
+}
+
+
+@pytest.mark.parametrize("key,names", list(CLINICAL.items()))
+def test_clinical_names(key, names) -> None:
+    for name in names:
+        got = classify_clinical(name)
+        assert (got[0] if got else None) == key, name
+        if got:
+            assert got[1]  # says why
+
+
+def test_a_clinical_export_is_found_and_tells_what_it_matched(tmp_path: Path) -> None:
+    written = synthetic.write_case(tmp_path / "src", "x", seed=2)
+    folder = tmp_path / "exam"
+    folder.mkdir()
+    names = {"t1n": "patient_MPRAGE", "t1c": "patient_T1+C", "t2w": "patient_T2 TSE", "t2f": "patient_fla"}
+    for key, name in names.items():
+        written[key].rename(folder / f"{name}.nii.gz")
+    written["t1n"] = folder / "unused"
+    (folder / "patient_ADC.nii.gz").write_bytes((folder / "patient_fla.nii.gz").read_bytes())  # not a sequence
+    files = find_case(folder)
+    assert {k: p.name for k, p in files.sequences.items()} == {k: f"{v}.nii.gz" for k, v in names.items()}
+    assert "FLAIR (fla)" in files.matches["t2f"] and "patient_fla.nii.gz" in files.matches["t2f"]
+    assert "T1 with contrast" in files.matches["t1c"]
+    # two T1c candidates: refused, naming both, with the way out
+    (folder / "patient_T1 POST GAD.nii.gz").write_bytes((folder / "patient_T1+C.nii.gz").read_bytes())
+    with pytest.raises(InputError, match="More than one T1 post-contrast"):
+        find_case(folder)
+
+
+def test_dicom_series_description_names_the_sequence(tmp_path: Path) -> None:
+    written = synthetic.write_case(tmp_path / "c", "d2", seed=0)
+    flair = sitk.ReadImage(str(written["t2f"]))
+    written["t2f"].unlink()
+    _write_dicom_series(flair, tmp_path / "c" / "series_7", description="AX T2 FLAIR FS")
+    files = find_case(tmp_path / "c")
+    assert files.sequences["t2f"].name == "series_7"
+    assert "DICOM series description 'AX T2 FLAIR FS'" in files.matches["t2f"]

@@ -12,8 +12,18 @@ short names                ``t1``      ``t1c``     ``t2``      ``flair``   ``seg
 nnU-Net (channel order)    ``_0000``   ``_0001``   ``_0002``   ``_0003``   labelsTr
 =========================  ==========  ==========  ==========  ==========  =======
 
-A sub-folder named like a sequence (``t1c/``) holding a DICOM series counts as that
-sequence. Explicit paths per sequence bypass name matching (:func:`case_from_paths`).
+Names from the scanner (clinical exports, DICOM series descriptions) are recognised next,
+when no convention above matches (:func:`classify_clinical`): the name's words are read for
+FLAIR (``fla``, ``flair``, ``tirm``, ``dark fluid``), a contrast agent (``+C``, ``C+``, ``post``,
+``gad``, ``gd``, ``ce``, ``km``, agent names; ``pre``/``native`` say none), T1 (``t1``, ``mprage``,
+``spgr``, ``bravo``, ``tfe``) and T2 (``t2``, ``tse``/``fse`` without T1); so ``fla``, ``FLAIR``,
+``T1+C``, ``T1 POST GAD``, ``MPRAGE``, ``T1CE``, ``T2 TSE``, ``AX T2 FLAIR``, ``t1_mprage_sag`` are
+found. Diffusion, perfusion, susceptibility, T2* and localisers are never taken for a sequence.
+What matched, and why, is recorded per sequence (:attr:`CaseFiles.matches`).
+
+A sub-folder holding a DICOM series counts as the sequence its name says (``t1c/``), else
+the one its DICOM series description (0008,103E) says. Explicit paths per sequence bypass
+name matching (:func:`case_from_paths`).
 """
 
 from __future__ import annotations
@@ -63,6 +73,8 @@ class CaseFiles:
     sequences: Mapping[str, Path]
     label: Optional[Path] = None
     folder: Optional[Path] = None
+    #: sequence (or ``label``) -> what was matched and why, e.g. ``"'exam_T1+C.nii.gz': T1 with contrast (+c)"``
+    matches: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def missing(self) -> List[str]:
@@ -129,6 +141,84 @@ def classify_name(stem: str) -> Optional[str]:
     return None
 
 
+#: words (lower case) of scanner names that say FLAIR / a contrast agent / no agent / T1 / T2
+FLAIR_WORDS = frozenset({"fla", "flair", "t2f", "t2flair", "tirm", "flair3d", "spcflair", "darkfluid", "irfse"})
+CONTRAST_WORDS = frozenset({"+", "+c", "c+", "c", "ce", "gd", "gad", "gado", "gadolinium", "post", "postcontrast",
+                            "postgad", "postgd", "contrast", "km", "mdc", "kontrast", "dotarem", "gadovist",
+                            "magnevist", "multihance", "prohance", "clariscan", "t1c", "t1ce", "t1gd", "t1post",
+                            "t1km"})
+NATIVE_WORDS = frozenset({"pre", "precontrast", "native", "nativ", "noncontrast", "t1n", "t1native"})
+T1_WORDS = frozenset({"t1", "t1w", "t1n", "t1c", "t1ce", "t1gd", "t1post", "t1km", "t1native", "mprage", "mp",
+                      "spgr", "fspgr", "bravo", "tfe", "t1tse", "t1se", "t1fse", "vibe", "t1flash", "flash3d"})
+T2_WORDS = frozenset({"t2", "t2w", "t2tse", "t2fse", "t2space", "tse", "fse", "haste"})
+#: words of series that are none of the four sequences, even if they hold a word above
+OTHER_WORDS = frozenset({"dwi", "adc", "trace", "dti", "diffusion", "swi", "swan", "t2star", "star", "gre", "perf",
+                         "perfusion", "dsc", "dce", "asl", "cbf", "cbv", "localizer", "localiser", "loc", "scout",
+                         "survey", "mra", "tof", "angio", "fa", "map", "mip", "phase", "pha", "mosaic"})
+_WORDS = re.compile(r"\+?[a-z0-9]+\+?|\+")
+
+
+def _words(name: str) -> List[str]:
+    """Lower-case words of a scanner name; a '+' is a word, or stays on the word it touches ('c+', '+c')."""
+    words = _WORDS.findall(name.lower().replace("*", " star "))
+    out: List[str] = []
+    for w in words:
+        if w.startswith("t1+") or w.startswith("t2+"):  # "t1+c" -> "t1", "+c"
+            out += [w[:2], w[2:]]
+        else:
+            out.append(w)
+    return out
+
+
+def classify_clinical(name: str) -> Optional[Tuple[str, str]]:
+    """(sequence key, why) for a name as scanners and clinical exports write it, or None.
+
+    >>> classify_clinical("exam_T1+C")
+    ('t1c', 'T1 with contrast (t1, +, c)')
+    >>> classify_clinical("AX T2 FLAIR")[0], classify_clinical("t1_mprage_sag_p2_iso")[0]
+    ('t2f', 't1n')
+    """
+    words = _words(name)
+    joined = "".join(words)
+    if not words or OTHER_WORDS.intersection(words):
+        return None
+    flair = [w for w in words if w in FLAIR_WORDS] or (["dark fluid"] if "darkfluid" in joined else [])
+    if flair:
+        return "t2f", f"FLAIR ({', '.join(flair)})"
+    t1 = [w for w in words if w in T1_WORDS]
+    native = [w for w in words if w in NATIVE_WORDS]
+    agent = [w for w in words if w in CONTRAST_WORDS and (w != "c" or t1)]
+    if agent and not native:
+        what = f"T1 with contrast ({', '.join(dict.fromkeys(t1 + agent))})" if t1 else \
+            f"contrast agent ({', '.join(agent)}), so post-contrast T1"
+        return "t1c", what
+    if t1:
+        return "t1n", f"T1 without contrast ({', '.join(dict.fromkeys(t1 + native))})"
+    t2 = [w for w in words if w in T2_WORDS]
+    if t2:
+        return "t2w", f"T2-weighted ({', '.join(t2)})"
+    return None
+
+
+def dicom_series_description(folder: Path) -> Optional[str]:
+    """The SeriesDescription (0008,103E) of the first DICOM file in ``folder``, or None."""
+    import SimpleITK as sitk
+
+    for child in sorted(folder.iterdir()):
+        if not child.is_file() or child.name.startswith("."):
+            continue
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(child))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError:
+            continue
+        if reader.HasMetaDataKey("0008|103e"):
+            return reader.GetMetaData("0008|103e").strip() or None
+        return None
+    return None
+
+
 def _duplicate_error(folder: Path, key: str, paths: Sequence[Path]) -> InputError:
     what = "label map" if key == LABEL else SEQUENCE_NAMES[key]
     listed = ", ".join(str(p) for p in paths)
@@ -148,21 +238,36 @@ def find_case(folder: Path, case_id: Optional[str] = None, require_all: bool = T
     if not folder.is_dir():
         raise InputError(f"Case folder not found: {folder}. Give a folder holding the four sequences.")
     found: Dict[str, List[Path]] = {}
+    why: Dict[Path, str] = {}
     for child in sorted(folder.iterdir()):
         if is_image_file(child):
-            key = classify_name(strip_extension(child.name))
+            name = strip_extension(child.name)
         elif _is_dicom_dir(child):
-            key = classify_name(child.name)
+            name = child.name
         else:
             continue
+        key = classify_name(name)
         if key is not None:
-            found.setdefault(key, []).append(child)
+            why[child] = f"{child.name!r}: naming convention ({SEQUENCE_NAMES.get(key, 'label map')})"
+        else:
+            match = classify_clinical(name)
+            if match is None and child.is_dir():
+                description = dicom_series_description(child)
+                match = classify_clinical(description) if description else None
+                if match is not None:
+                    match = (match[0], f"DICOM series description {description!r}: {match[1]}")
+            if match is None:
+                continue
+            key = match[0]
+            why[child] = f"{child.name!r}: {match[1]}"
+        found.setdefault(key, []).append(child)
     for key, paths in found.items():
         if len(paths) > 1:
             raise _duplicate_error(folder, key, paths)
     sequences = {k: v[0] for k, v in found.items() if k != LABEL}
     label = found.get(LABEL, [None])[0]
-    case = CaseFiles(case_id or folder.name, sequences, label, folder)
+    matches = {k: why[v[0]] for k, v in found.items()}
+    case = CaseFiles(case_id or folder.name, sequences, label, folder, matches)
     if require_all and case.missing:
         raise missing_error(case)
     return case
