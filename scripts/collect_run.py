@@ -24,9 +24,11 @@ log = logging.getLogger("collect_run")
 
 def best_state(run: Path):
     from voxmmsd.jobs.checkpoint import load_checkpoint
+    from voxmmsd.jobs.run_folder import RunFolder
 
-    for name in ("best.pt", "last.pt"):
-        path = run / "checkpoints" / name
+    folder = RunFolder(run)
+    for path in (folder.best_checkpoint, folder.last_checkpoint):
+        name = path.name
         if path.is_file():
             ckpt = load_checkpoint(path)
             log.info("using %s (iteration %s)", path, ckpt.get("iteration"))

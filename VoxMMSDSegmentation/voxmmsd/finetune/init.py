@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from voxmmsd.errors import ModelError
+from voxmmsd.jobs.run_folder import RunFolder
 from voxmmsd.nets.weights import LoadReport, load_into, load_weights, strip_prefixes
 
 log = logging.getLogger(__name__)
@@ -53,9 +54,11 @@ def resolve_init(path: Path) -> Path:
     if path.is_file():
         return path
     if path.is_dir():
-        for name in FOLDER_CANDIDATES:
-            if (path / name).is_file():
-                return path / name
+        run = RunFolder(path)
+        for candidate in (run.backbone, path / "weights.safetensors", run.model / "weights.safetensors",
+                          run.best_checkpoint, run.last_checkpoint):  # the order of FOLDER_CANDIDATES
+            if candidate.is_file():
+                return candidate
         raise ModelError(f"--init {path}: the folder holds none of {list(FOLDER_CANDIDATES)}. Give a finished "
                          f"pre-training run (with backbone.safetensors), a model package, or a weights file.")
     raise ModelError(f"--init {path}: no such file or folder.")
