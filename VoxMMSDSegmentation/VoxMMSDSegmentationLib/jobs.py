@@ -27,6 +27,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from voxmmsd.jobs.run_folder import STOP_FILE as STOP_FILE  # the engine's stop flag file, re-exported
+from voxmmsd.jobs.run_folder import RunFolder
+
 from VoxMMSDSegmentationLib import process
 from VoxMMSDSegmentationLib.events import EventState, EventTail
 
@@ -34,9 +37,7 @@ log = logging.getLogger(__name__)
 
 JOB_FILE = "slicer_job.json"
 OUTPUT_FILE = "slicer_job.out"
-EVENTS_FILE = "events.jsonl"
-#: the engine's stop flag file (agreed interface: polled between iterations, removed when a run starts)
-STOP_FILE = "stop.requested"
+EVENTS_FILE = RunFolder(Path("RUN")).events.name
 #: seconds a stop request may take before the process group is killed (an iteration, a checkpoint)
 STOP_TIMEOUT_S = 120.0
 
@@ -85,12 +86,12 @@ class JobStatus:
 
     @property
     def resumable(self) -> bool:
-        return self.state in (STOPPED, FAILED, DIED) and (self.run_dir / "checkpoints" / "last.pt").exists()
+        return self.state in (STOPPED, FAILED, DIED) and RunFolder(self.run_dir).has_checkpoint()
 
     @property
     def model_dir(self) -> Optional[Path]:
         """The model package a finished fine-tuning run wrote, if any."""
-        folder = self.run_dir / "model"
+        folder = RunFolder(self.run_dir).model
         return folder if self.kind == "finetune" and (folder / "model.json").is_file() else None
 
 
@@ -198,26 +199,21 @@ def _kind_from_events(events: EventState) -> str:
 
 
 def stop_requested(run_dir: Path) -> bool:
-    return (Path(run_dir) / STOP_FILE).exists()
+    return RunFolder(run_dir).stop_file.exists()
 
 
 def clear_stop_request(run_dir: Path) -> None:
-    try:
-        (Path(run_dir) / STOP_FILE).unlink()
-    except FileNotFoundError:
-        pass
+    RunFolder(run_dir).clear_stop_request()
 
 
 def stop(run_dir: Path) -> bool:
     """Ask the job to write a checkpoint and stop: write ``RUN/stop.requested`` (works through
     any launcher, on every platform). False if nothing runs there. Does not wait; see
     :func:`enforce_stop_timeout` and :func:`stop_and_wait`."""
-    from voxmmsd.io.atomic import write_json
-
     current = status(run_dir)
     if not current.active:
         return False
-    write_json(Path(run_dir) / STOP_FILE, {"requested": time.time(), "by": "VoxMMSD Slicer module"})
+    RunFolder(run_dir).request_stop()
     if current.record is not None:
         current.record.stop_requested = time.time()
         _write_record(current.record)
@@ -229,7 +225,7 @@ def _stop_time(run_dir: Path, record: Optional[JobRecord]) -> Optional[float]:
     if record is not None and record.stop_requested:
         return record.stop_requested
     try:
-        return (Path(run_dir) / STOP_FILE).stat().st_mtime
+        return RunFolder(run_dir).stop_file.stat().st_mtime
     except OSError:
         return None
 
