@@ -29,8 +29,10 @@ REFERENCE_ORDER = ("t1c", "t1n", "t2w", "t2f")
 
 
 #: headings of warning kinds in the module's warning box, shown in this order
+#: (the kinds of the engine's report.json warnings, voxmmsd.infer.outputs, and of pre-training's collapse)
 ALERT_TITLES = (("uncertainty", "The model is unsure"), ("thick_slices", "Thick slices"),
-                ("skull", "Not skull-stripped"), ("collapse", "Pre-training collapsed"))
+                ("voxel_size", "Voxel size outside the training data"), ("not_skull_stripped", "Not skull-stripped"),
+                ("missing_sequence", "Missing sequence"), ("collapse", "Pre-training collapsed"))
 
 
 def format_alerts(alerts: Sequence[Mapping[str, str]]) -> str:
