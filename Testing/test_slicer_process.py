@@ -327,6 +327,21 @@ def test_stop_falls_back_to_killing_the_process_group(tmp_path, trainer, launche
     assert process.wait_gone(engine, 10) and not jobs.status(run).active
 
 
+def test_stop_timeout_grows_with_slow_iterations():
+    state = EventState()
+    assert jobs.stop_timeout(state) == jobs.STOP_TIMEOUT_S  # nothing known yet
+    for it, t in ((1, 1000.0), (2, 1100.0), (3, 1200.0)):  # 100 s per iteration (a big crop on a CPU)
+        state.apply({"time": t, "stage": "pretrain", "event": "progress", "iteration": it, "total": 10,
+                     "losses": {"loss": 1.0}})
+    # 200 s over three iterations seen: three iterations plus a minute
+    assert jobs.stop_timeout(state) == pytest.approx(3 * 200.0 / 3 + 60.0)
+    fast = EventState()
+    for it in range(1, 50):
+        fast.apply({"time": 1000.0 + 0.1 * it, "stage": "pretrain", "event": "progress", "iteration": it,
+                    "total": 100, "losses": {"loss": 1.0}})
+    assert jobs.stop_timeout(fast) == jobs.STOP_TIMEOUT_S
+
+
 def test_windows_start_flags_give_a_group_and_no_console():
     flags = process.popen_group_kwargs(windows=True)["creationflags"]
     assert flags & 0x00000200 and flags & 0x08000000  # CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW

@@ -230,14 +230,28 @@ def _stop_time(run_dir: Path, record: Optional[JobRecord]) -> Optional[float]:
         return None
 
 
-def enforce_stop_timeout(current: JobStatus, timeout: float = STOP_TIMEOUT_S, now: Optional[float] = None) -> bool:
+def stop_timeout(events: EventState, base: float = STOP_TIMEOUT_S) -> float:
+    """How long a stop may take: ``base``, and at least three iterations plus a minute (the
+    engine stops between iterations, so a slow run, e.g. a large crop on a CPU, needs longer)."""
+    if events.started is None or events.last_time is None or len(events.history) < 2:
+        return base
+    first, last = events.history[0][0], events.history[-1][0]
+    if last <= first:
+        return base
+    per_iteration = (events.last_time - events.started) / float(last - first + 1)
+    return max(base, 3.0 * per_iteration + 60.0)
+
+
+def enforce_stop_timeout(current: JobStatus, timeout: Optional[float] = None, now: Optional[float] = None) -> bool:
     """Kill the process group of a run that was asked to stop more than ``timeout`` seconds ago
-    and still runs (the engine did not react: hung, or too old to know the stop file).
-    True if it was killed. The GUI calls this on every refresh; it never blocks."""
+    (default :func:`stop_timeout` of its events) and still runs (the engine did not react: hung,
+    or too old to know the stop file). True if it was killed. The GUI calls this on every
+    refresh; it never blocks."""
     if current.state != STOPPING:
         return False
     asked = _stop_time(current.run_dir, current.record)
     now = time.time() if now is None else now
+    timeout = stop_timeout(current.events) if timeout is None else timeout
     if asked is None or now - asked < timeout:
         return False
     log.warning("%s did not stop within %.0f s of the request: killing its process group", current.run_dir,
