@@ -595,7 +595,7 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def stopJob(run: Path) -> bool:
         """Ask the run to checkpoint and stop (``RUN/stop.requested``); does not wait. The Widget's
-        refresh kills the process group if it has not stopped within ``jobs.STOP_TIMEOUT_S``."""
+        refresh kills the process group if it has not stopped within ``jobs.stop_timeout`` of it."""
         from VoxMMSDSegmentationLib import jobs
 
         return jobs.stop(run)
