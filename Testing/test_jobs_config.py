@@ -74,3 +74,33 @@ def test_resume_rule_is_the_same_for_both() -> None:
         assert resume_config(cls, saved, changed, allow_changed=True) != cls()
         length = {"iterations": 7} if cls is PretrainConfig else {"train": {"iterations": 7}}
         assert differences(cls(), resume_config(cls, saved, length, free=free))[0][2] == 7
+
+
+@pytest.mark.parametrize("command,change,same", [
+    ("pretrain", "lr=0.5", "lr=0.001"),
+    ("finetune", "train.lr=0.5", "train.lr=0.001"),
+])
+def test_both_commands_apply_the_resume_rule(tmp_path: Path, caplog, command: str, change: str, same: str) -> None:
+    """A run folder with a checkpoint: --set of another value is refused, unless --allow-changed-settings."""
+    import logging
+
+    from voxmmsd.cli.main import main
+    from voxmmsd.jobs.checkpoint import save_checkpoint
+    from voxmmsd.jobs.run_folder import RunFolder
+
+    run = RunFolder(tmp_path / "run")
+    data = str(tmp_path / "no-data")
+    saved = PretrainConfig(data=data) if command == "pretrain" else FinetuneConfig.from_dict({"data": {"root": data}})
+    save_checkpoint({"config": saved.to_dict(), "iteration": 1}, run.last_checkpoint)
+
+    def cli(*args: str) -> str:
+        caplog.clear()
+        with caplog.at_level(logging.ERROR):
+            assert main([command, "--resume", str(run.root), "--device", "cpu", *args]) == 1
+        return caplog.text
+
+    assert "allow-changed-settings" in cli("--set", change) and "0.001 -> 0.5" in caplog.text
+    # the same value again, or a change that is allowed, passes the rule: the run then fails on the missing data
+    for args in (("--set", same), ("--set", change, "--allow-changed-settings")):
+        text = cli(*args)
+        assert "allow-changed-settings" not in text and "no-data" in text, text
