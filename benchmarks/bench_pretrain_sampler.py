@@ -14,7 +14,12 @@ case, single-threaded (so the ratio is per CPU core).
 - ours (loader + views): the above plus building the masked, augmented float views with
   torch on the CPU - the work the GPU does in a real run.
 
-Usage: python benchmarks/bench_pretrain_sampler.py [--case DIR] [--rounds N]
+With ``--step``: one optimisation step (views, student and teacher forward, losses and
+diagnostics, backward, optimiser, EMA, centre) of the head before issue 11 (``head=paper``,
+``teacher_bn=running``: Linear-BN-ReLU head, teacher on running statistics) against the
+current defaults (``head=dino``, ``teacher_bn=batch``), alternating, on the same batches.
+
+Usage: python benchmarks/bench_pretrain_sampler.py [--case DIR] [--rounds N] [--step [--sets k=v ...]]
 """
 
 from __future__ import annotations
@@ -129,11 +134,51 @@ def timed(fn: Callable[[], object], seconds: float, at_least: int = 1) -> tuple:
     return n, time.perf_counter() - t0
 
 
+STEP_ARMS = {"before (head=paper, teacher_bn=running)": ["head=paper", "teacher_bn=running"],
+             "now (head=dino, teacher_bn=batch)": ["head=dino", "teacher_bn=batch"]}
+
+
+def bench_step(image: np.ndarray, sets: List[str], rounds: int, steps: int) -> None:
+    """Mean time of one training step per head design, alternating rounds on the same batches."""
+    from voxmmsd.jobs.distributed import DistInfo
+    from voxmmsd.pretrain.config import load_config
+    from voxmmsd.pretrain.dataset import PairDataset
+    from voxmmsd.pretrain.loop import Trainer
+
+    trainers, batches = {}, []
+    for name, arm in STEP_ARMS.items():
+        cfg = load_config(None, sets + arm + ["iterations=100000"])
+        trainers[name] = Trainer(cfg, torch.device("cpu"), DistInfo())
+        if not batches:
+            ds = PairDataset([image], cfg)
+            batches = [torch.utils.data.default_collate([ds[2 * i], ds[2 * i + 1]]) for i in range(steps)]
+        trainers[name].step(batches[0])  # warm-up
+    print(f"one training step, settings {sets}, batch 2, {steps} steps per round, 1 thread")
+    totals = {k: 0.0 for k in trainers}
+    for r in range(rounds):
+        for name, tr in trainers.items():
+            t0 = time.perf_counter()
+            for b in batches:
+                tr.step(b)
+            dt = (time.perf_counter() - t0) / steps
+            totals[name] += dt
+            print(f"round {r + 1} {name:40s} {1000 * dt:9.1f} ms per step")
+    print("---")
+    base = totals[next(iter(totals))]
+    for name, t in totals.items():
+        print(f"{name:40s} {1000 * t / rounds:9.1f} ms per step  ratio vs before {t / base:5.2f}x")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--case", type=Path, default=Path("/work/shared/data/brats2018/Brats18_2013_20_1"))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=10.0, help="per method and round")
+    ap.add_argument("--step", action="store_true", help="time one training step, before/after issue 11's head")
+    ap.add_argument("--steps", type=int, default=10, help="--step: steps per round")
+    ap.add_argument("--sets", nargs="*", default=["network.channels=4,8,16,32,64", "crop_size=32,32,32",
+                                                  "block_size=8", "n_pairs=256"],
+                    help="--step: pre-training settings (default: the reduced CPU configuration)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     cfg = PretrainConfig()
@@ -147,6 +192,9 @@ def main() -> None:
             p = Path(tmp) / f"seq{c}.nii.gz"
             sitk.WriteImage(sitk.GetImageFromArray(np.asarray(cached.image[c])), str(p), True)
             paths.append(p)
+        if args.step:
+            bench_step(cached.image, list(args.sets), args.rounds, args.steps)
+            return
         print(f"case {files.case_id}: cropped shape {tuple(cached.image.shape)}, crop {CROP}, "
               f"{PAIRS} pairs, 1 thread")
         rng = np.random.default_rng(0)

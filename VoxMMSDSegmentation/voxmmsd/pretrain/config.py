@@ -68,7 +68,10 @@ class PretrainConfig:
     head: str = "dino"  # dino (MLP-GELU, bottleneck, L2, cosine to prototypes) | paper (Linear-BN-ReLU, L2)
     head_hidden: int = 0  # 0 = the pyramid's width (480 for the paper's network)
     head_bottleneck: int = 256  # head=dino: width of the L2-normalised embedding
+    head_bn: bool = True  # head=dino: BatchNorm after the hidden layers (normalises over the step's voxels)
+    head_logit_std: float = 0.1  # head=dino: each voxel's outputs standardised to this SD over K (0 = raw cosines)
     teacher_bn: str = "batch"  # teacher BatchNorm: batch statistics | running (the student's, copied)
+    freeze_prototypes: float = 0.1  # head=dino: fraction of the iterations with the prototypes held fixed
     student_temp: float = 0.1
     teacher_temp: float = 0.04
     teacher_temp_end: float = 0.07

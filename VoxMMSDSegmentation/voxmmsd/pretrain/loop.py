@@ -41,6 +41,7 @@ from voxmmsd.pretrain.data import check_crop_fits, default_cache_dir, prepare_ca
 from voxmmsd.pretrain.dataset import IterationBatches, PairDataset
 from voxmmsd.pretrain.loss import DistillationLoss
 from voxmmsd.pretrain.model import PretrainNet
+from voxmmsd.pretrain.monitor import CollapseMonitor
 from voxmmsd.pretrain.optim import apply_schedules, make_optimizer, make_schedules
 from voxmmsd.pretrain.step import compute_losses
 from voxmmsd.pretrain.teacher import ema_update, make_teacher
@@ -55,10 +56,10 @@ class Trainer:
     def __init__(self, cfg: PretrainConfig, device: torch.device, info: dist_utils.DistInfo) -> None:
         self.cfg, self.device, self.info = cfg, device, info
         torch.manual_seed(cfg.seed)  # same initial weights on every rank
-        self.net = PretrainNet(cfg.network, cfg.out_dim, cfg.head_hidden).to(device)
+        self.net = PretrainNet.from_config(cfg).to(device)
         if cfg.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-        self.teacher = make_teacher(self.net)
+        self.teacher = make_teacher(self.net, cfg.teacher_bn)
         self.loss_fn = DistillationLoss(cfg.out_dim, cfg.center_momentum).to(device)
         self.optimizer = make_optimizer(self.net, cfg)
         self.amp_dtype = autocast_dtype(device, cfg.precision)
@@ -113,7 +114,8 @@ class Trainer:
         self.history["iteration"].append(self.iteration)
         for k, v in losses.items():
             self.history[k].append(v)
-        return dict(losses, lr=values["lr"], teacher_temp=values["teacher_temp"], ema=values["ema"])
+        return dict(losses, lr=values["lr"], teacher_temp=values["teacher_temp"], ema=values["ema"],
+                    diagnostics=parts["diagnostics"])
 
 
 def _loader(cases: List[Any], cfg: PretrainConfig, start: int, device: torch.device,
@@ -236,6 +238,7 @@ def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], 
 
         bar = tqdm(total=cfg.iterations, initial=start, desc="pre-training", unit="it", dynamic_ncols=True)
     t0, done0 = time.time(), start
+    monitor = CollapseMonitor.for_run(cfg)
     stopped = False
     for batch in _loader(cases, cfg, start, dev, info):
         values = trainer.step(batch)
@@ -253,8 +256,13 @@ def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], 
                      losses={k: values[k] for k in ("loss", "distill", "recon")}, lr=values["lr"],
                      teacher_temp=values["teacher_temp"], ema=values["ema"],
                      eta_s=(cfg.iterations - it) / rate if rate > 0 else None,
-                     pairs_per_s=rate * cfg.batch_size * info.world_size)
+                     pairs_per_s=rate * cfg.batch_size * info.world_size,
+                     diagnostics=values["diagnostics"])
             _scalars(rec, values, it)
+            collapse = monitor.update(it, values["diagnostics"])
+            if collapse:
+                log.warning("%s", collapse)
+                rec.emit("warning", iteration=it, kind="collapse", message=collapse)
         if stop_agreed(flag, info, dev):
             stopped = True
             break

@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-from typing import Tuple
+from typing import TYPE_CHECKING, Tuple
 
 import torch
 from torch import nn
 
 from voxmmsd.nets.unet import UNetConfig, VoxUNet
-from voxmmsd.pretrain.heads import ProjectionHead, ReconstructionHead
+from voxmmsd.pretrain.heads import ProjectionHead, PrototypeHead, ReconstructionHead
 from voxmmsd.pretrain.pyramid import select_from_pyramid
+
+if TYPE_CHECKING:
+    from voxmmsd.pretrain.config import PretrainConfig
+
+HEADS = ("dino", "paper")
 
 
 class PretrainNet(nn.Module):
-    """``forward(x, batch, coords)`` -> (projected voxel features (n, out_dim), reconstruction (N, C, D, H, W)).
+    """``forward(x, batch, coords)`` -> (voxel logits (n, out_dim), reconstruction (N, C, D, H, W)).
 
-    The backbone's segmentation output conv is not used (and not trained) here; fine-tuning
-    replaces it.
+    ``head``: ``"dino"`` (:class:`PrototypeHead`, default) or ``"paper"``
+    (:class:`ProjectionHead`). The backbone's segmentation output conv is not used (and not
+    trained) here; fine-tuning replaces it.
     """
 
-    def __init__(self, network: UNetConfig, out_dim: int = 512, hidden: int = 0) -> None:
+    def __init__(self, network: UNetConfig, out_dim: int = 512, hidden: int = 0, head: str = "dino",
+                 bottleneck: int = 256, head_bn: bool = True, logit_std: float = 0.0) -> None:
         super().__init__()
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
         self.backbone = VoxUNet(network)
         self.backbone.decoder.out_conv.requires_grad_(False)
-        self.head = ProjectionHead(sum(network.pyramid_channels), out_dim, hidden)
+        width = sum(network.pyramid_channels)
+        self.head: nn.Module = (PrototypeHead(width, out_dim, hidden, bottleneck, head_bn, logit_std) if head == "dino"
+                                else ProjectionHead(width, out_dim, hidden))
         self.recon = ReconstructionHead(network.channels[0], network.in_channels)
+
+    @classmethod
+    def from_config(cls, cfg: "PretrainConfig") -> "PretrainNet":
+        return cls(cfg.network, cfg.out_dim, cfg.head_hidden, cfg.head, cfg.head_bottleneck, cfg.head_bn,
+                   cfg.head_logit_std)
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor, coords: torch.Tensor,
                 with_recon: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:

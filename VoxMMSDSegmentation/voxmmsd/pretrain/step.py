@@ -6,7 +6,7 @@ sees the 2N views at once, ordered view-major (view 1 of every pair, then view 2
 
 from __future__ import annotations
 
-from typing import Dict, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import nn
@@ -15,6 +15,7 @@ from voxmmsd.pretrain.augment import apply_intensity
 from voxmmsd.pretrain.config import PretrainConfig
 from voxmmsd.pretrain.loss import DistillationLoss, masked_l1
 from voxmmsd.pretrain.masking import expand_mask_torch
+from voxmmsd.pretrain.monitor import distillation_diagnostics
 
 
 def _view_major(t: torch.Tensor) -> torch.Tensor:
@@ -54,8 +55,12 @@ def pair_indices(batch: Dict[str, torch.Tensor], device: torch.device) -> Tuple[
 def compute_losses(student: nn.Module, teacher: nn.Module, loss_fn: DistillationLoss, batch: Dict[str, torch.Tensor],
                    cfg: PretrainConfig, teacher_temp: float, device: torch.device,
                    amp_dtype: Optional[torch.dtype] = None,
-                   ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
-    """(total loss, {"distill", "recon"} detached, teacher outputs (2, M, K) for the centre update)."""
+                   ) -> Tuple[torch.Tensor, Dict[str, Any], torch.Tensor]:
+    """(total loss, parts, teacher outputs (2, M, K) for the centre update).
+
+    ``parts``: ``"distill"``, ``"recon"`` (detached tensors) and ``"diagnostics"`` (floats,
+    :func:`~voxmmsd.pretrain.monitor.distillation_diagnostics` against the centre before its update).
+    """
     inputs, target, visible = build_views(batch, cfg.block_size, device)
     if cfg.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
@@ -76,4 +81,7 @@ def compute_losses(student: nn.Module, teacher: nn.Module, loss_fn: Distillation
         weight = (~visible) & brain
     recon_loss = masked_l1(recon.float(), target, weight)
     total = cfg.distill_weight * distill + cfg.recon_weight * recon_loss
-    return total, {"distill": distill.detach(), "recon": recon_loss.detach()}, t_out.detach()
+    diagnostics = distillation_diagnostics(s_out.detach(), t_out.detach(), loss_fn.center, cfg.student_temp,
+                                           teacher_temp)
+    return total, {"distill": distill.detach(), "recon": recon_loss.detach(), "diagnostics": diagnostics}, \
+        t_out.detach()
