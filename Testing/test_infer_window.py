@@ -112,8 +112,8 @@ def test_argmax_and_label_convention() -> None:
 
 
 def test_each_torchrun_rank_takes_its_own_gpu(monkeypatch) -> None:
-    from voxmmsd.infer.backend import gpu_for_rank
-    from voxmmsd.infer.onnx_backend import provider_options
+    from voxmmsd.infer.backends.base import gpu_for_rank
+    from voxmmsd.infer.backends.onnx_backend import provider_options
 
     assert gpu_for_rank(4, {}) == 0  # not under torchrun
     assert [gpu_for_rank(4, {"LOCAL_RANK": str(r)}) for r in range(6)] == [0, 1, 2, 3, 0, 1]

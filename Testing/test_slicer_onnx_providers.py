@@ -24,7 +24,7 @@ def tiny_package(tmp_path_factory):
 
 
 def test_cpu_session_reports_its_providers(tiny_package):
-    from voxmmsd.infer.onnx_backend import OnnxBackend
+    from voxmmsd.infer.backends.onnx_backend import OnnxBackend
 
     backend = OnnxBackend(tiny_package, "cpu")
     info = backend.describe()
@@ -37,7 +37,7 @@ def test_cpu_session_reports_its_providers(tiny_package):
 def test_a_cuda_provider_that_cannot_start_is_reported_as_cpu(tiny_package, monkeypatch):
     """Where onnxruntime-gpu lists CUDA but its libraries are missing, the session runs on the CPU."""
     import onnxruntime as ort
-    from voxmmsd.infer import onnx_backend
+    from voxmmsd.infer.backends import onnx_backend
 
     if "CUDAExecutionProvider" in ort.get_available_providers():
         pytest.skip("a working CUDA provider is present here")

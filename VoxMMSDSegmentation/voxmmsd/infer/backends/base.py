@@ -1,6 +1,6 @@
-"""Backend selection. A backend turns (N, C, D, H, W) float32 arrays into (N, K, D, H, W) logits.
-
-No PyTorch import here: the ONNX Runtime backend must work where PyTorch is absent.
+"""What every backend is: the :class:`Backend` protocol, the out-of-memory signal, the GPU of a torchrun rank,
+and whether PyTorch is there. Imports no backend (and no PyTorch): the backends import this module, never the
+other way round.
 """
 
 from __future__ import annotations
@@ -8,18 +8,11 @@ from __future__ import annotations
 import importlib.util
 import logging
 import os
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol
+from typing import Any, Dict, Mapping, Optional, Protocol
 
 import numpy as np
 
-from voxmmsd.errors import ConfigError, ModelError
-
-if TYPE_CHECKING:  # pragma: no cover
-    from voxmmsd.models.package import ModelPackage
-
 log = logging.getLogger(__name__)
-
-BACKENDS = ("auto", "torch", "onnx")
 
 
 class DeviceOutOfMemoryError(RuntimeError):
@@ -61,35 +54,3 @@ def torch_available() -> bool:
         return importlib.util.find_spec("torch") is not None
     except (ImportError, ValueError):
         return False
-
-
-def choose_backend(requested: str, package: "ModelPackage") -> str:
-    """``auto`` -> PyTorch when installed, else ONNX Runtime (the package must hold model.onnx)."""
-    requested = (requested or "auto").lower()
-    if requested not in BACKENDS:
-        raise ConfigError(f"Unknown backend {requested!r}; use one of {', '.join(BACKENDS)}.")
-    if requested == "auto":
-        requested = "torch" if torch_available() else "onnx"
-    if requested == "onnx" and package.onnx_path is None:
-        if torch_available():
-            log.warning("model %s has no ONNX export; using the PyTorch backend", package.id)
-            return "torch"
-        raise ModelError(f"Model {package.summary()} ({package.folder}) has no model.onnx and PyTorch is not "
-                         f"installed. Install PyTorch, or export the model with 'voxmmsd export'.")
-    if requested == "torch" and not torch_available():
-        raise ConfigError("The PyTorch backend was requested but PyTorch is not installed. Use --backend onnx, "
-                          "or install PyTorch (pip install torch).")
-    return requested
-
-
-def create_backend(package: "ModelPackage", backend: str = "auto", device: str = "auto",
-                   precision: str = "auto", channels_last: bool = True) -> Backend:
-    """Build the backend once (weights loaded, session created)."""
-    kind = choose_backend(backend, package)
-    if kind == "torch":
-        from voxmmsd.infer.torch_backend import TorchBackend
-
-        return TorchBackend(package, device, precision, channels_last)
-    from voxmmsd.infer.onnx_backend import OnnxBackend
-
-    return OnnxBackend(package, device)

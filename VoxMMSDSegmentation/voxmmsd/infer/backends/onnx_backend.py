@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Mapping, Optional
 import numpy as np
 
 from voxmmsd.errors import ConfigError, ModelError
-from voxmmsd.infer.backend import DeviceOutOfMemoryError, gpu_for_rank
+from voxmmsd.infer.backends.base import DeviceOutOfMemoryError, gpu_for_rank
 from voxmmsd.models.package import ModelPackage, check_onnx_input
 
 log = logging.getLogger(__name__)

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from voxmmsd.errors import ConfigError
-from voxmmsd.infer.backend import DeviceOutOfMemoryError, gpu_for_rank
+from voxmmsd.infer.backends.base import DeviceOutOfMemoryError, gpu_for_rank
 from voxmmsd.models.package import ModelPackage
 from voxmmsd.nets.unet import ConvBlock, VoxUNet
 from voxmmsd.nets.weights import load_into
