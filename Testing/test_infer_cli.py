@@ -39,7 +39,9 @@ def test_segment_single_case_with_json_progress(pkg: Path, case: Path, tmp_path:
     assert rc == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
     assert events[0]["event"] == "start" and events[-1]["event"] == "done"
-    assert {e["stage"] for e in events} == {"segment"}
+    assert {e["stage"] for e in events if e["event"] != "progress"} == {"segment"}
+    stages = ["read", "check", "preprocess", "predict", "postprocess", "write"]  # progress names its stage
+    assert {e["stage"] for e in events if e["event"] == "progress"} <= set(stages) | {"segment"}
     assert Path(events[-1]["outputs"]["segmentation"]).is_file()
     report = json.loads((out / "report.json").read_text())
     assert report["model"] == {"id": "tiny", "version": "0.1"} and report["case_id"] == "c1"
