@@ -380,3 +380,18 @@ def find_dataset(root: Path, require_all: bool = True, require_labels: bool = Fa
                 f"Add '<case>_seg.nii.gz' (or labelsTr/<case>.nii.gz) or remove those cases."
             )
     return DataSet(root, tuple(cases), layout)
+
+
+def case_from_arguments(folder: Optional[Path], explicit: Mapping[str, Optional[Path]],
+                        label: Optional[Path] = None, require_all: bool = True) -> CaseFiles:
+    """The case a command line names: a case ``folder``, explicit paths per sequence (``explicit``, None = not
+    given; they override what the folder holds), or both."""
+    if any(explicit.values()):
+        base = find_case(folder, require_all=False) if folder is not None else None
+        paths: Dict[str, Optional[Path]] = dict(base.sequences) if base else {}
+        paths.update({k: v for k, v in explicit.items() if v is not None})
+        return case_from_paths(paths, base.case_id if base else None, label or (base.label if base else None))
+    if folder is None:
+        raise InputError("Give a case folder, or the images with --t1n --t1c --t2w --t2f.")
+    return find_case(folder, require_all=require_all)
+
