@@ -575,6 +575,18 @@ def failed_atomic_write_leaves_no_partial_file(env: Env) -> None:
     assert target.read_text() == "old" and [p.name for p in env.tmp.iterdir()] == ["x.json"]
 
 
+@fault("outputs", "kept")
+def disk_full_during_an_atomic_write(env: Env) -> None:
+    from voxmmsd.io.atomic import write_text
+
+    target = env.tmp / "summary.csv"
+    target.write_text("old")
+    env.monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space")))
+    with pytest.raises(VoxMMSDError, match="disk is full.*summary.csv.*previous file is kept"):
+        write_text(target, "new")
+    assert target.read_text() == "old" and [p.name for p in env.tmp.iterdir()] == ["summary.csv"]
+
+
 @fault("input", "refused")
 def not_an_image(env: Env) -> None:
     env.seq("t2w").write_bytes(b"\x00" * 100)

@@ -1,18 +1,21 @@
 """Write files atomically: to a temporary name in the same folder, then rename.
 
 A crash or an error while writing leaves either the old file or none, never half a file.
+A full disk (ENOSPC) while writing becomes a :class:`~voxmmsd.errors.VoxMMSDError` saying so
+(the old file is kept), not a traceback.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
-from voxmmsd.errors import InputError
+from voxmmsd.errors import InputError, VoxMMSDError
 
 
 def _suffix(path: Path) -> str:
@@ -53,6 +56,12 @@ def atomic_path(path: Path) -> Iterator[Path]:
         yield tmp_path
         os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(tmp_path, path)
+    except OSError as exc:
+        if exc.errno == errno.ENOSPC:
+            raise VoxMMSDError(f"The disk is full: no space left while writing {path}; "
+                               f"{'the previous file is kept' if path.exists() else 'nothing was written'}. "
+                               f"Free some space and run again.") from None
+        raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
