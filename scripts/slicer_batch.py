@@ -76,8 +76,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     except Exception as exc:  # set-up errors (no cases, output folder not writable, ...)
         logging.error("%s", exc)
         return 2
-    print(f"{sum(r.status == 'finished' for r in results)}/{len(results)} cases segmented; "
-          f"summary: {args.out / 'summary.csv'}", flush=True)
+    counts = {s: sum(r.status == s for r in results) for s in ("finished", "skipped", "failed")}
+    print(f"{counts['finished']} segmented, {counts['skipped']} already done, {counts['failed']} failed "
+          f"of {len(results)} case folder(s); summary: {args.out / 'summary.csv'}", flush=True)
     return exit_code(results)
 
 
