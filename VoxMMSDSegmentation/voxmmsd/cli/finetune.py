@@ -7,6 +7,8 @@ import logging
 from pathlib import Path
 from typing import Any, Dict, List
 
+from voxmmsd.cli.run_options import STOP_RESUME, add_run_options
+
 log = logging.getLogger(__name__)
 
 
@@ -16,26 +18,16 @@ def add_parser(sub: Any) -> None:
         description="Train the U-Net on labelled cases (case folders with a seg file, or nnU-Net imagesTr/labelsTr) "
                     "with Dice + cross-entropy on patches; validate every epoch by sliding window; keep the best "
                     "checkpoint; write RUN/model/ (a model package 'voxmmsd segment --model RUN/model' runs). "
-                    "Ctrl-C, SIGTERM or creating RUN/stop.requested writes a checkpoint and stops; --resume RUN "
-                    "continues exactly where it stopped, with the run's own settings.")
+                    + STOP_RESUME)
     p.add_argument("--data", type=Path, help="labelled data set folder (optional with --resume)")
-    p.add_argument("--out", type=Path, help="run folder to create (optional with --resume)")
     p.add_argument("--init", help="pre-training run folder, weights (.safetensors) or PyMIC checkpoint (.pt)")
-    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last checkpoint")
     p.add_argument("--labels", choices=("auto", "brats2023", "legacy"),
                    help="label convention of the label files (default: auto, detected per case)")
     p.add_argument("--train", help="training cases: a number, a fraction, or comma-separated case ids "
                                    "(default: every case not used for validation)")
     p.add_argument("--val", help="validation cases: a number, a fraction or case ids (default 0.2)")
-    p.add_argument("--max-iters", type=int, metavar="N", help="number of iterations (sets train.iterations)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda (default auto)")
-    p.add_argument("--config", type=Path, metavar="FILE.yaml", help="settings file (sections data:, train:, ...)")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting by its dotted path, e.g. --set network.channels=[8,16,32,64,128] "
-                        "--set preprocessing.spacing=[2,2,2] --set data.patch_size=[64,64,64]")
-    p.add_argument("--allow-changed-settings", action="store_true",
-                   help="with --resume: accept --config/--set/option values that differ from the run's own "
-                        "(otherwise refused: the continued run would differ from an uninterrupted one)")
+    add_run_options(p, "--set network.channels=[8,16,32,64,128] --set preprocessing.spacing=[2,2,2] "
+                       "--set data.patch_size=[64,64,64]", "settings file (sections data:, train:, ...)")
     p.set_defaults(func=run)
 
 
@@ -82,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("Give the run folder to create with --out RUN (or --resume RUN to continue one).")
     else:
         run_dir = Path(args.out)
-    overrides: List[str] = list(args.set)
+    overrides: List[str] = list(args.overrides)
     cfg = load_config(args.config, overrides, base)
     cfg = load_config(None, (), merge(cfg.to_dict(), cli_settings(args)))
     if not cfg.data.root:

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Dict
 
+from voxmmsd.cli.run_options import STOP_RESUME, add_run_options
 from voxmmsd.errors import ConfigError
 
 
@@ -14,22 +15,11 @@ def add_parser(sub: Any) -> None:
         "pretrain", help="self-supervised pre-training (SiaBloMM + ORMS + multi-scale self-distillation)",
         description="Pre-train the U-Net on unlabelled cases (labels, if present, are ignored). Writes "
                     "RUN/config.yaml, events.jsonl, log.txt, checkpoints/last.pt, tensorboard/, loss.png and "
-                    "backbone.safetensors (load it into fine-tuning with --init). Ctrl-C, SIGTERM or creating "
-                    "RUN/stop.requested writes a checkpoint and stops; continue with --resume RUN (exactly where it "
-                    "stopped, with the run's own settings). Several GPUs: torchrun --nproc_per_node=N "
-                    "-m voxmmsd pretrain ...")
+                    "backbone.safetensors (load it into fine-tuning with --init). Several GPUs: torchrun "
+                    "--nproc_per_node=N -m voxmmsd pretrain ... " + STOP_RESUME)
     p.add_argument("--data", type=Path, help="data set folder (one sub-folder per case, or nnU-Net imagesTr/)")
-    p.add_argument("--out", type=Path, help="run folder to create")
-    p.add_argument("--resume", type=Path, metavar="RUN", help="continue the run in RUN from its last checkpoint")
-    p.add_argument("--max-iters", type=int, metavar="N", help="total iterations of the run (schedules span them)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
-    p.add_argument("--config", type=Path, metavar="FILE.yaml", help="settings file (see docs/pretraining.md)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override one setting by its dotted path, e.g. --set crop_size=64,64,64 "
-                        "--set network.channels=16,32,64,128,256 --set augment.blur_prob=0.5")
-    p.add_argument("--allow-changed-settings", action="store_true",
-                   help="with --resume: accept --config/--set/--data values that differ from the run's own "
-                        "(otherwise refused: the continued run would differ from an uninterrupted one)")
+    add_run_options(p, "--set crop_size=64,64,64 --set network.channels=16,32,64,128,256 "
+                       "--set augment.blur_prob=0.5", "settings file (see docs/pretraining.md)")
     p.add_argument("--cache", type=Path, help="preprocessing cache folder (default: per-user cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (events.jsonl is still written)")
     p.set_defaults(func=run)
