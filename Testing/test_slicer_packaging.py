@@ -201,3 +201,25 @@ def test_module_gui_stays_light():
     assert "jobTimer.start" not in methods["setup"]
     assert "JobMonitor" in methods["refreshJobs"] and "lossChart.show" in methods["refreshJobs"]
     assert "statuses()" not in methods["refreshJobs"]  # no whole re-read of every events.jsonl per tick
+
+
+def test_module_file_uses_only_library_names_that_exist():
+    """The Widget and Logic cannot run here; at least every library name they use must exist."""
+    import importlib
+
+    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
+    tree = ast.parse(source)
+    aliases, missing = {}, []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("VoxMMSDSegmentationLib"):
+            for alias in node.names:
+                if node.module == "VoxMMSDSegmentationLib":  # a library module
+                    aliases[alias.asname or alias.name] = importlib.import_module(f"{node.module}.{alias.name}")
+                elif not hasattr(importlib.import_module(node.module), alias.name):
+                    missing.append(f"{node.module}.{alias.name}")
+    assert {"jobs", "dependencies", "models"} <= set(aliases)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases:
+            if not hasattr(aliases[node.value.id], node.attr):
+                missing.append(f"{node.value.id}.{node.attr}")
+    assert not missing, f"the module file uses names the library does not have: {missing}"
