@@ -223,3 +223,12 @@ def test_module_file_uses_only_library_names_that_exist():
             if not hasattr(aliases[node.value.id], node.attr):
                 missing.append(f"{node.value.id}.{node.attr}")
     assert not missing, f"the module file uses names the library does not have: {missing}"
+
+
+def test_widget_calls_only_logic_methods_that_exist():
+    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
+    tree = ast.parse(source)
+    logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "VoxMMSDSegmentationLogic")
+    methods = {f.name for f in logic.body if isinstance(f, ast.FunctionDef)} | {"getParameterNode"}
+    used = set(re.findall(r"self\.logic\.(\w+)", source))
+    assert used and not (used - methods), f"Logic lacks {sorted(used - methods)}"
