@@ -10,7 +10,7 @@ import SimpleITK as sitk
 from test_models_package import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.errors import InputError
-from voxmmsd.infer.backend import DeviceOutOfMemoryError
+from voxmmsd.infer.backends.base import DeviceOutOfMemoryError
 from voxmmsd.infer.outputs import write_outputs
 from voxmmsd.infer.predictor import Predictor, PredictorConfig
 from voxmmsd.io.discovery import case_from_paths, find_case
@@ -81,8 +81,9 @@ def test_outputs_have_exactly_the_reference_geometry(package, oblique_case: Path
     nrrd = slicerio.read_segmentation(outputs["seg_nrrd"])
     np.testing.assert_allclose(nrrd["ijkToLPS"], pred.geometry.ijk_to_lps(), atol=1e-5)
     assert [s["name"] for s in nrrd["segments"]] == [e.name for e in package.label_table]
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["qc.png", "report.json", "segmentation.nii.gz",
-                                                                   "segmentation.seg.nrrd"]
+    # FLAIR lies on its own grid: co-registered by default, so the registration picture is there too
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["qc.png", "registration_qc.png", "report.json",
+                                                                   "segmentation.nii.gz", "segmentation.seg.nrrd"]
     assert Path(outputs["qc"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -104,7 +105,7 @@ def test_missing_sequence_tolerated_with_a_warning(tolerant, oblique_case: Path,
     import json
 
     report = json.loads(Path(outputs["report"]).read_text())
-    assert any("T2-FLAIR" in w for w in report["warnings"])
+    assert any("T2-FLAIR" in w["message"] for w in report["warnings"])
     assert set(report["volumes_ml"]) == {"WT", "TC", "ET", "NETC", "SNFH", "RC"}
 
 
@@ -129,7 +130,7 @@ class ShrinkingDevice:
 
 
 def test_out_of_memory_falls_back_to_smaller_windows_then_cpu(package, oblique_case: Path) -> None:
-    from voxmmsd.infer.onnx_backend import OnnxBackend
+    from voxmmsd.infer.backends.onnx_backend import OnnxBackend
 
     inner = OnnxBackend(package, "cpu")
     case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(oblique_case))
@@ -155,12 +156,14 @@ def test_skull_strip_warning(package, tmp_path: Path) -> None:
     out = sitk.GetImageFromArray(arr)
     out.CopyInformation(img)
     sitk.WriteImage(out, str(paths["t1c"]))
-    case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(tmp_path / "c"))
+    # brain extraction off: a warning (with --skull-strip auto it would run; see test_infer_exam.py)
+    case = Predictor(package, PredictorConfig(backend="onnx", skull_strip="off")).load(find_case(tmp_path / "c"))
     assert any("skull-stripped" in w and "T1c" in w for w in case.warnings)
+    assert [a["kind"] for a in case.alerts] == ["not_skull_stripped"]
 
 
 def test_register_aligns_a_shifted_sequence(package, tmp_path: Path) -> None:
-    from voxmmsd.infer.register import load_case_registered
+    from voxmmsd.infer.exam import ExamOptions, load_exam
 
     geom = synthetic.default_geometry((40, 48, 36))
     shifted = synthetic.Geometry(geom.size, geom.spacing, tuple(o + d for o, d in zip(geom.origin, (3.0, -2.0, 0.0))),
@@ -171,8 +174,8 @@ def test_register_aligns_a_shifted_sequence(package, tmp_path: Path) -> None:
     img.SetOrigin(shifted.origin)
     sitk.WriteImage(img, str(paths["t2f"]))
     files = find_case(tmp_path / "c")
-    case = load_case_registered(files)
-    plain = Predictor(package, PredictorConfig(backend="onnx")).load(files)
+    case = load_exam(files, ExamOptions(register="on"))
+    plain = Predictor(package, PredictorConfig(backend="onnx", register="off")).load(files)
     truth = sitk.GetArrayFromImage(sitk.Cast(sitk.ReadImage(str(paths["t1c"])), sitk.sitkFloat32))
     ref_flair = synthetic.sample_sequence(synthetic.random_phantom(2), geom, "t2f", seed=2).astype(np.float32)
     err_reg = np.abs(case.channel("t2f") - ref_flair).mean()

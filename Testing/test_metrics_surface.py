@@ -112,8 +112,9 @@ def test_full_hausdorff_matches_scipy_point_sets():
 
 
 def test_directed_hd95_close_to_the_brats_2023_surfel_hd95():
-    """The BraTS 2023 lesion-wise script scored with DeepMind's surface-distance (area-weighted surfels on a half-voxel-shifted
-    grid). Voxel-centre surfaces (MONAI, medpy, ours) read higher: by 0.1-1.5 voxel, median ~0.5 (300 shapes)."""
+    """The BraTS 2023 lesion-wise script scored with DeepMind's surface-distance (area-weighted surfels on a
+    half-voxel-shifted grid). Voxel-centre surfaces (MONAI, medpy, ours) read higher: by 0.1-1.5 voxel,
+    median ~0.5 (300 shapes)."""
     sd = pytest.importorskip("surface_distance")
     if not hasattr(np, "Inf"):
         np.Inf = np.inf  # surface-distance 0.1 predates NumPy 2

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from voxmmsd.cli.inspect import add_sequence_arguments, resolve_case
+from voxmmsd.cli.case_args import add_sequence_arguments, resolve_case
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,12 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--overlap", type=float, default=None, help="window overlap (default: the model's, 0.5)")
     p.add_argument("--blend", default="gaussian", choices=("gaussian", "constant"),
                    help="how overlapping windows are blended (default: gaussian)")
-    p.add_argument("--register", action="store_true", help="rigidly co-register the other sequences onto T1c")
+    p.add_argument("--register", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="rigid co-registration onto T1c (mutual information): auto = when the grids differ "
+                        "(default), on (also a bare --register), off = trust the scanner's coordinates")
+    p.add_argument("--skull-strip", default="auto", choices=("auto", "on", "off"),
+                   help="brain extraction (deepbet, needs PyTorch): auto = when the images do not look "
+                        "skull-stripped (default; refuses when it cannot run), on, off")
     p.add_argument("--min-component-ml", type=float, default=0.0, help="remove tumour components smaller than this")
     p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
                    help="label values of the NIfTI output (legacy: ET = 4)")
@@ -56,6 +61,7 @@ def _predictor(args: argparse.Namespace, package: Any = None):
 
     package = package if package is not None else resolve_model(args.model)
     cfg = PredictorConfig(backend=args.backend, device=args.device, precision=args.precision,
+                          register=args.register, skull_strip=args.skull_strip,
                           tta=True if args.tta else None,
                           patch_size=tuple(args.patch_size) if args.patch_size else None,
                           overlap=args.overlap, blend=args.blend, min_component_ml=args.min_component_ml)
@@ -95,7 +101,7 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
         package = resolve_model(args.model)  # model.json and checksums only: the network is not loaded yet
         # read and check the images before the model loads: bad input fails in a second, not after it
         _stage(events, "read", 0, 1, "reading the images")
-        case = load_for_package(package, files, args.register)
+        case = load_for_package(package, files, args.register, getattr(args, "skull_strip", "auto"), args.device)
         _stage(events, "check", 0, 1, "checking the inputs and the free space")
         check_free_space(args.out, bytes_needed(case.geometry.shape))
         t_read = time.perf_counter() - t0

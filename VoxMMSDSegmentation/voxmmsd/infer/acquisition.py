@@ -7,9 +7,9 @@ slices hold five times less detail through the plane, partial volume blurs small
 and tumour borders across slices are guesses. The result is still useful, but the report must
 say so (``warnings`` of kind ``thick_slices`` / ``voxel_size``).
 
-The network itself runs on a 1 mm grid whenever the reference grid is far from 1 mm (the
-segmentation is then resampled back onto the reference grid), so that its receptive field
-means in millimetres what it meant in training.
+The network itself runs on a 1 mm grid whenever the reference grid is far from 1 mm (an axis
+over 2 mm or under 0.5 mm; the segmentation is then resampled back onto the reference grid),
+so that its receptive field means in millimetres what it meant in training.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ MAX_SLICE_MM = 2.5
 MAX_VOXEL_MM3 = 3.0
 #: voxels finer than this in every direction (mm) are unlike the training data too (less so)
 MIN_SPACING_MM = 0.4
-#: the network runs on the training spacing when the reference's differs by more than this factor
-RESAMPLE_FACTOR = 1.25
+#: the network runs on the training spacing when the reference's differs by more than this factor along an axis
+RESAMPLE_FACTOR = 2.0
 
 
 def acquisition_warnings(spacings: Mapping[str, Sequence[float]], names: Mapping[str, str]) -> List[Dict[str, str]]:

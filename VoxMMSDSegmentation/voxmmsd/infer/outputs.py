@@ -31,6 +31,7 @@ from voxmmsd.infer.postprocess import to_convention
 from voxmmsd.infer.qc import write_qc_png
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
 from voxmmsd.io.labels import BRATS2023, LABEL_TABLE, LabelInfo
+from voxmmsd.io.png import write_png
 from voxmmsd.io.writer import write_label_nifti, write_seg_nrrd
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,9 @@ SEGMENTATION_NIFTI = "segmentation.nii.gz"
 SEGMENTATION_NRRD = "segmentation.seg.nrrd"
 REPORT = "report.json"
 QC_PNG = "qc.png"
-OUTPUT_FILES = (SEGMENTATION_NIFTI, SEGMENTATION_NRRD, QC_PNG, REPORT)
+BRAIN_MASK = "brain_mask.nii.gz"  # when brain extraction ran
+EXAM_QC_PNG = "registration_qc.png"  # when registration or brain extraction ran
+OUTPUT_FILES = (SEGMENTATION_NIFTI, SEGMENTATION_NRRD, QC_PNG, BRAIN_MASK, EXAM_QC_PNG, REPORT)
 STAGING_PREFIX = ".staging-"
 #: bytes the QC picture and the report may take, on top of the label maps
 _FIXED_BYTES = 4 << 20
@@ -124,8 +127,6 @@ def claim_output(out_dir: Path, overwrite: bool = False, purpose: str = "segment
                 _remove_if_empty(out_dir)
 
 
-
-
 def software_versions() -> Dict[str, str]:
     """Versions of the libraries inference used (those importable without loading PyTorch)."""
     import importlib.metadata as md
@@ -139,13 +140,46 @@ def software_versions() -> Dict[str, str]:
     return out
 
 
+def warning_kind(message: str) -> str:
+    """The ``kind`` of a plain warning message (``input`` when nothing more specific fits)."""
+    m = message.lower()
+    for kind, words in (("missing_sequence", ("is missing",)), ("not_skull_stripped", ("skull",)),
+                        ("thick_slices", ("slice", "anisotrop")), ("uncertainty", ("confidence", "disagree"))):
+        if any(w in m for w in words):
+            return kind
+    return "input"
+
+
+def structured_warnings(prediction: Any) -> List[Dict[str, str]]:
+    """``report.json`` warnings: ``[{"kind", "message"}]`` (the predictor's alerts keep their kind)."""
+    kinds = {a["message"]: a["kind"] for a in getattr(prediction, "alerts", None) or []}
+    return [{"kind": kinds.get(w) or warning_kind(w), "message": w} for w in prediction.warnings]
+
+
+def qc_title(prediction: Any, model: Dict[str, str]) -> str:
+    """The QC picture's title: case and model, and a LOW CONFIDENCE note when the predictor raised one."""
+    title = f"{prediction.case_id}: {model.get('id', '')} {model.get('version', '')}"
+    unsure = [a for a in getattr(prediction, "alerts", None) or [] if a.get("kind") == "uncertainty"]
+    if unsure:
+        low = (getattr(prediction, "uncertainty", None) or {}).get("low_confidence_fraction")
+        share = f" ({100 * low:.0f}% of the tumour uncertain)" if low is not None else ""
+        title += f" | LOW CONFIDENCE{share}: review before use"
+    kinds = {a.get("kind") for a in getattr(prediction, "alerts", None) or []}
+    if kinds & {"thick_slices", "voxel_size"}:
+        title += " | THICK SLICES / VOXEL SIZE outside the training data: check slice by slice"
+    if "not_skull_stripped" in kinds:
+        title += " | NOT SKULL-STRIPPED"
+    return title
+
+
 def build_report(prediction: Any, model: Dict[str, str], outputs: Dict[str, str], convention: str,
                  extra: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     report = {
         "case_id": prediction.case_id,
         "model": model,
         "volumes_ml": {k: round(float(v), 4) for k, v in prediction.volumes_ml.items()},
-        "warnings": list(prediction.warnings),
+        "warnings": structured_warnings(prediction),
+        "uncertainty": dict(getattr(prediction, "uncertainty", None) or {}),
         "timings_s": {k: round(float(v), 3) for k, v in prediction.timings_s.items()},
         "software": software_versions(),
         "inputs": prediction.inputs,
@@ -188,10 +222,19 @@ def _write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str], table:
         write_seg_nrrd(prediction.label, prediction.geometry, stage / SEGMENTATION_NRRD, table)
         if qc:
             write_qc_png(stage / QC_PNG, prediction.reference_image, prediction.label, prediction.geometry.spacing,
-                         f"{prediction.case_id}: {model.get('id', '')} {model.get('version', '')}", table)
+                         qc_title(prediction, model), table)
         outputs = {"segmentation": str(out_dir / SEGMENTATION_NIFTI), "seg_nrrd": str(out_dir / SEGMENTATION_NRRD)}
         if qc:
             outputs["qc"] = str(out_dir / QC_PNG)
+        if prediction.brain_mask is not None:
+            write_label_nifti(prediction.brain_mask, prediction.geometry, stage / BRAIN_MASK)
+            outputs["brain_mask"] = str(out_dir / BRAIN_MASK)
+        if qc and prediction.exam_picture is not None:
+            write_png(stage / EXAM_QC_PNG, prediction.exam_picture, {
+                "Title": f"{prediction.case_id}: registration and brain mask",
+                "Description": "Top row: reference (T1c) with the brain mask outline (yellow). Then one row per "
+                               "sequence: reference magenta, sequence green (aligned = grey-white)."})
+            outputs["registration_qc"] = str(out_dir / EXAM_QC_PNG)
         outputs["report"] = str(out_dir / REPORT)
         timings = dict(prediction.timings_s)
         timings["write"] = time.perf_counter() - t0

@@ -15,15 +15,23 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from voxmmsd.errors import ConfigError, InputError
-from voxmmsd.infer import window
-from voxmmsd.infer.backend import Backend, DeviceOutOfMemoryError, create_backend
+from voxmmsd.infer import uncertainty, window
+from voxmmsd.infer.acquisition import working_preprocessing
+from voxmmsd.infer.backends.base import Backend, DeviceOutOfMemoryError
+from voxmmsd.infer.backends.select import create_backend
 from voxmmsd.infer.memory import available_memory_bytes, max_whole_voxels
-from voxmmsd.infer.postprocess import argmax_labels, min_component_voxels, remove_small_components
+from voxmmsd.infer.postprocess import (
+    confidence_map,
+    labels_from_scores,
+    min_component_voxels,
+    remove_small_components,
+    small_et_to_netc,
+)
 from voxmmsd.infer.tta import mirror_axes, with_mirroring
 from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
 from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
-from voxmmsd.io.reader import Case, load_case
+from voxmmsd.io.reader import Case
 from voxmmsd.models.package import ModelPackage
 from voxmmsd.preprocessing import crop, prepare, restore, restore_scores
 
@@ -47,8 +55,16 @@ class PredictorConfig:
     #: fraction of the available memory a whole-crop pass on the CPU may use
     memory_fraction: float = 0.6
     min_component_ml: float = 0.0
+    #: a predicted ET smaller than this (mL) becomes NETC; None: the package's ``inference.min_et_ml`` (else 0)
+    min_et_ml: Optional[float] = None
+    #: measure how sure the network was (report ``uncertainty``, warnings); costs the on-device argmax
+    uncertainty: bool = True
     channels_last: bool = True
     mask_outside_brain: bool = True
+    #: co-registration onto T1c: auto (when grids differ) | on | off (see voxmmsd.infer.exam)
+    register: str = "auto"
+    #: brain extraction: auto (when the images do not look skull-stripped) | on | off
+    skull_strip: str = "auto"
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -65,8 +81,14 @@ class Prediction:
     volumes_ml: Dict[str, float]
     warnings: List[str] = field(default_factory=list)
     timings_s: Dict[str, float] = field(default_factory=dict)
+    #: confidence inside the predicted tumour and TTA disagreement (see :mod:`voxmmsd.infer.uncertainty`)
+    uncertainty: Dict[str, Any] = field(default_factory=dict)
+    #: structured warnings ``{"kind", "message"}`` (their messages are also in ``warnings``)
+    alerts: List[Dict[str, str]] = field(default_factory=list)
     inputs: Dict[str, Any] = field(default_factory=dict)
     run: Dict[str, Any] = field(default_factory=dict)  # backend, device, precision, mode
+    brain_mask: Optional[np.ndarray] = None  # uint8 (z, y, x) from brain extraction, or None
+    exam_picture: Optional[np.ndarray] = None  # RGB registration / brain-mask QC, or None
 
 
 def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: bool) -> Tuple[np.ndarray, List[str]]:
@@ -85,7 +107,8 @@ def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: boo
     return np.stack(channels).astype(np.float32, copy=False), warnings
 
 
-def load_for_package(package: ModelPackage, files: CaseFiles, register: bool = False) -> Case:
+def load_for_package(package: ModelPackage, files: CaseFiles, register: Any = "auto", skull_strip: str = "auto",
+                     device: str = "auto") -> Case:
     """Read and check a case the way ``package`` needs it (missing sequences allowed only if tolerated);
     needs no backend, so input errors come before the model loads."""
     allow = [s for s in ("t1n", "t1c", "t2w", "t2f")
@@ -97,15 +120,11 @@ def load_for_package(package: ModelPackage, files: CaseFiles, register: bool = F
         raise InputError(f"Case {files.case_id!r} ({where}) has no {names}; this model needs every one of its "
                          f"sequences (it does not tolerate a missing one). Provide the image(s) "
                          f"(e.g. --{missing[0]} FILE) or choose a model that tolerates missing sequences.")
-    if register:
-        from voxmmsd.infer.register import load_case_registered
+    from voxmmsd.infer.exam import ExamOptions, load_exam
 
-        return load_case_registered(files, allow_missing=allow)
-    case = load_case(files, with_label=False, allow_missing=allow)
-    from voxmmsd.infer.register import skull_strip_warnings
-
-    case.warnings.extend(skull_strip_warnings(case))
-    return case
+    if isinstance(register, bool):  # the former flag: True = always, False = never
+        register = "on" if register else "off"
+    return load_exam(files, ExamOptions(register=register, skull_strip=skull_strip, device=device), allow)
 
 
 class Predictor:
@@ -129,13 +148,19 @@ class Predictor:
         if self.config.blend not in ("gaussian", "constant"):
             raise ConfigError(f"Unknown blending {self.config.blend!r}; use gaussian or constant.")
         self.fallback_notes: List[str] = []
+        self.output = str(inf.get("output", "classes"))
+        self.min_et_ml = float(inf.get("min_et_ml", 0.0)) if self.config.min_et_ml is None else self.config.min_et_ml
+        self._tta_masks: List[np.ndarray] = []
 
     # -- running the network -------------------------------------------------------------
     def _forward(self, progress: Optional[Progress] = None) -> window.Forward:
         f = self.backend.forward
         if self.tta and progress is not None:  # one whole-crop pass: each TTA pass is a step of the bar
             f = window.counted(f, len(mirror_axes()), lambda i, n: progress(f"network: TTA pass {i}/{n}", i, n))
-        return with_mirroring(f) if self.tta else f
+        return with_mirroring(f, on_pass=self._tta_pass if self.config.uncertainty else None) if self.tta else f
+
+    def _tta_pass(self, out: np.ndarray) -> None:
+        self._tta_masks.append(labels_from_scores(out[0], self.output) > 0)
 
     def _whole_allowed(self, shape: Tuple[int, ...]) -> bool:
         if self.backend.device != "cpu":
@@ -185,26 +210,41 @@ class Predictor:
         """Segment a loaded case; the label map lies on the case's reference grid."""
         t0 = time.perf_counter()
         self.fallback_notes = []
+        self._tta_masks = []
         image, warnings = network_input(case, self.package.sequences, self.package.tolerates_missing)
         spacing = case.geometry.spacing
-        prepared = prepare(image, spacing, self.package.preprocessing)
+        prepared = prepare(image, spacing, working_preprocessing(self.package.preprocessing, spacing))
         brain = np.any(crop(image, prepared.box) != 0, axis=0)  # on the crop grid
         del image
         t1 = time.perf_counter()
         resampled = tuple(prepared.image.shape[1:]) != tuple(prepared.crop_shape)
-        scores, mode = self._logits(prepared.image, progress, labels_ok=not resampled)
+        labels_ok = not resampled and self.output == "classes" and not self.config.uncertainty
+        scores, mode = self._logits(prepared.image, progress, labels_ok=labels_ok)
         t2 = time.perf_counter()
+        conf = tumour = None
         if scores.ndim == 3:
             small = scores.astype(np.uint8, copy=False)  # the backend took the argmax
         else:
+            if self.config.uncertainty:  # measured on the network's grid (cheaper than on the crop)
+                conf = confidence_map(scores, self.output)
+                tumour = (labels_from_scores(scores, self.output) > 0) & prepared.brain
             if resampled:
                 scores = restore_scores(scores, prepared)  # back to the crop grid
-            small = argmax_labels(scores)
+            small = labels_from_scores(scores, self.output)
         if self.config.mask_outside_brain:
             small[~brain] = 0
+        disagreement = uncertainty.tta_disagreement(self._tta_masks) if mode == "whole" else None
+        unsure = (uncertainty.summarise(conf, small > 0 if tumour is None else tumour, disagreement)
+                  if self.config.uncertainty else {})
+        self._tta_masks = []
         label = restore(small, prepared)
-        del scores
+        del scores, conf
         removed_note = []
+        n_et = min_component_voxels(self.min_et_ml, case.geometry.voxel_volume_ml)
+        if n_et:
+            label, relabelled = small_et_to_netc(label, n_et)
+            if relabelled:
+                removed_note.append(f"ET of {relabelled} voxel(s), under {self.min_et_ml} mL, relabelled NETC")
         n_min = min_component_voxels(self.config.min_component_ml, case.geometry.voxel_volume_ml)
         if n_min:
             label, removed = remove_small_components(label, n_min)
@@ -214,22 +254,26 @@ class Predictor:
         if progress:
             progress("done", 1, 1)
         ref = case.channel(case.reference) if case.reference in case.sequences else case.image[0]
-        warnings = list(case.warnings) + warnings + self.fallback_notes
+        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure) if unsure else [])
+        warnings = list(case.warnings) + warnings + self.fallback_notes + [a["message"] for a in alerts
+                                                                            if a not in case.alerts]
         run = dict(self.backend.describe())
         run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "blend": self.config.blend,
-                    "notes": removed_note})
+                    "output": self.output, "min_et_ml": self.min_et_ml, "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
-                  "resampled": dict(case.resampled)}
+                  "resampled": dict(case.resampled), "preparation": dict(case.preparation)}
         return Prediction(case.case_id, label, case.geometry, ref, volumes_ml(label, case.geometry.voxel_volume_ml),
                           warnings, {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2},
-                          inputs, run)
+                          unsure, alerts, inputs, run, case.brain_mask, case.exam_picture)
 
-    def load(self, files: CaseFiles, register: bool = False) -> Case:
-        """Read a case the way this model needs it (missing sequences allowed only if tolerated)."""
-        return load_for_package(self.package, files, register)
+    def load(self, files: CaseFiles, register: Any = None) -> Case:
+        """Read a case the way this model needs it (missing sequences allowed only if tolerated); ``register``
+        None = the config's."""
+        return load_for_package(self.package, files, self.config.register if register is None else register,
+                                self.config.skull_strip, self.config.device)
 
-    def predict_files(self, files: CaseFiles, register: bool = False,
+    def predict_files(self, files: CaseFiles, register: Any = None,
                       progress: Optional[Progress] = None) -> Prediction:
         """Read, then segment, a case given by its files."""
         t0 = time.perf_counter()

@@ -1,101 +1,155 @@
-"""Optional rigid co-registration of the other sequences onto the reference (T1c), and a skull-strip check.
+"""Rigid co-registration of a sequence onto the reference (T1c), with a check that it converged.
 
-Registration: SimpleITK, Mattes mutual information, a rigid (Euler) transform
-initialised at the images' centres, three resolution levels. The moving images are then
-resampled onto the reference grid with the found transform (linear).
+SimpleITK: Mattes mutual information (32 bins, a fixed random 3 % of the voxels), a rigid
+(Euler) transform started at the identity (series of one session share the scanner's
+coordinates, so the identity is the right start; centring the fields of view would be wrong
+when they cover different parts of the head), regular-step gradient descent over three
+resolution levels (shrink 4, 2, 1; smoothing 2, 1, 0 mm).
+
+Convergence check (:func:`check_result`): the optimiser must stop on a small step, not on its
+iteration limit; the metric at the result must be better than at the identity; and the motion
+found must be plausible between series of one session (at most :data:`MAX_ROTATION_DEG` and
+:data:`MAX_TRANSLATION_MM`). A result worse than the identity is replaced by the identity
+(with a warning); an implausible one is refused.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Dict, List, Sequence
+from dataclasses import dataclass
+from typing import Any, Dict
 
 import numpy as np
 import SimpleITK as sitk
 
-from voxmmsd.errors import InputError
-from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
+from voxmmsd.errors import ConfigError, InputError
 from voxmmsd.io.geometry import Geometry
-from voxmmsd.io.reader import Case, read_image
 
 log = logging.getLogger(__name__)
 
-#: an image whose exactly-zero (or minimum-valued) voxels make up less than this fraction
-#: of the volume does not look skull-stripped (skull-stripped MRI has a wide zero background)
-MIN_BACKGROUND_FRACTION = 0.15
+MODES = ("auto", "on", "off")
+#: motion between two series of one session beyond which a registration result is not believed
+MAX_ROTATION_DEG = 15.0
+MAX_TRANSLATION_MM = 25.0
+ITERATIONS = 200
+#: fraction of the reference's voxels the metric samples (fixed random set)
+SAMPLING = 0.03
 
 
-def register_rigid(fixed: sitk.Image, moving: sitk.Image, iterations: int = 100, seed: int = 0) -> sitk.Transform:
-    """A rigid transform mapping ``fixed`` physical points into ``moving`` (mutual information)."""
-    f = sitk.Cast(fixed, sitk.sitkFloat32)
-    m = sitk.Cast(moving, sitk.sitkFloat32)
-    init = sitk.CenteredTransformInitializer(f, m, sitk.Euler3DTransform(),
-                                             sitk.CenteredTransformInitializerFilter.GEOMETRY)
+@dataclass(frozen=True)
+class Registration:
+    """A rigid transform mapping reference (fixed) physical points into the moving image, and its check."""
+
+    transform: sitk.Transform
+    metric_identity: float
+    metric_final: float
+    iterations: int
+    stop: str
+    rotation_deg: float
+    translation_mm: float
+    converged: bool
+
+    def to_dict(self) -> Dict[str, Any]:
+        return {"method": "rigid (Euler), Mattes mutual information", "metric_identity": round(self.metric_identity, 5),
+                "metric_final": round(self.metric_final, 5), "iterations": self.iterations, "stop": self.stop,
+                "rotation_deg": round(self.rotation_deg, 3), "translation_mm": round(self.translation_mm, 3),
+                "converged": self.converged}
+
+
+def check_mode(mode: str) -> str:
+    mode = (mode or "auto").lower()
+    if mode not in MODES:
+        raise ConfigError(f"Unknown --register {mode!r}; use one of {', '.join(MODES)}.")
+    return mode
+
+
+def _method(seed: int) -> sitk.ImageRegistrationMethod:
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
-    reg.SetMetricSamplingPercentage(0.1, seed)
+    reg.SetMetricSamplingPercentage(SAMPLING, seed)
     reg.SetInterpolator(sitk.sitkLinear)
+    return reg
+
+
+def _identity(fixed: sitk.Image) -> sitk.Euler3DTransform:
+    tx = sitk.Euler3DTransform()
+    size = np.asarray(fixed.GetSize(), float)
+    tx.SetCenter(fixed.TransformContinuousIndexToPhysicalPoint([float(v) for v in (size - 1) / 2]))
+    return tx
+
+
+def metric(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, seed: int = 0) -> float:
+    """Mattes mutual information (negative: lower is better) of ``moving`` under ``transform`` on ``fixed``."""
+    reg = _method(seed)
+    reg.SetInitialTransform(transform, inPlace=False)
+    return float(reg.MetricEvaluate(sitk.Cast(fixed, sitk.sitkFloat32), sitk.Cast(moving, sitk.sitkFloat32)))
+
+
+def motion_of(transform: sitk.Euler3DTransform) -> tuple:
+    """(rotation angle in degrees, translation of the rotation centre in mm) of a rigid transform."""
+    m = np.asarray(transform.GetMatrix()).reshape(3, 3)
+    angle = float(np.degrees(np.arccos(np.clip((np.trace(m) - 1) / 2, -1.0, 1.0))))
+    return angle, float(np.linalg.norm(transform.GetTranslation()))
+
+
+def register_rigid(fixed: sitk.Image, moving: sitk.Image, what: str = "image", reference: str = "reference",
+                   iterations: int = ITERATIONS, seed: int = 0) -> Registration:
+    """Register ``moving`` rigidly onto ``fixed`` and check the result (see the module's notes)."""
+    f = sitk.Cast(fixed, sitk.sitkFloat32)
+    m = sitk.Cast(moving, sitk.sitkFloat32)
+    start = _identity(f)
+    reg = _method(seed)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=iterations,
-                                                 relaxationFactor=0.5)
+                                                 relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
     reg.SetOptimizerScalesFromPhysicalShift()
     reg.SetShrinkFactorsPerLevel([4, 2, 1])
     reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
-    reg.SetInitialTransform(init, inPlace=False)
+    reg.SetInitialTransform(start, inPlace=False)
     try:
-        tx = reg.Execute(f, m)
+        result = reg.Execute(f, m)
     except RuntimeError as exc:
-        raise InputError(f"Rigid registration failed: {str(exc).strip().splitlines()[-1]}. Check that the images "
-                         f"show the same head, or run without --register.") from None
-    log.info("registration: metric %.4f after %d iterations (%s)", reg.GetMetricValue(),
-             reg.GetOptimizerIteration(), reg.GetOptimizerStopConditionDescription())
-    return tx
-
-
-def resample_with(moving: sitk.Image, reference: Geometry, transform: sitk.Transform) -> sitk.Image:
-    return sitk.Resample(sitk.Cast(moving, sitk.sitkFloat32), list(reference.size), transform, sitk.sitkLinear,
-                         reference.origin, reference.spacing, reference.direction, 0.0, sitk.sitkFloat32)
-
-
-def background_fraction(array: np.ndarray) -> float:
-    """Fraction of voxels at the image's minimum value (0 in skull-stripped MRI)."""
-    lo = array.min()
-    return float(np.count_nonzero(array <= lo)) / array.size
-
-
-def skull_strip_warnings(case: Case) -> List[str]:
-    """Warnings for sequences that do not look skull-stripped (the models are trained on stripped brains)."""
-    out = []
-    for i, seq in enumerate(case.sequences):
-        frac = background_fraction(case.image[i])
-        if frac < MIN_BACKGROUND_FRACTION:
-            out.append(f"{SEQUENCE_NAMES[seq]} does not look skull-stripped (only {frac:.0%} background voxels); "
-                       f"the model expects skull-stripped images. Strip the skull (e.g. HD-BET or SynthStrip) "
-                       f"for reliable results.")
+        raise InputError(f"Rigid registration of {what} onto {reference} failed: "
+                         f"{str(exc).strip().splitlines()[-1]}. Check that the images show the same head, or run "
+                         f"with --register off if they are already aligned.") from None
+    tx = sitk.Euler3DTransform(sitk.CompositeTransform(result).GetNthTransform(0))
+    before = metric(f, m, start, seed)
+    after = metric(f, m, tx, seed)
+    rot, shift = motion_of(tx)
+    stop = reg.GetOptimizerStopConditionDescription()
+    converged = "maximum number of iterations" not in stop.lower()
+    out = Registration(tx, before, after, int(reg.GetOptimizerIteration()), stop, rot, shift, converged)
+    log.info("registration of %s: MI %.4f -> %.4f, %d iterations, rotation %.2f deg, shift %.2f mm (%s)", what,
+             before, after, out.iterations, rot, shift, stop)
     return out
 
 
-def load_case_registered(files: CaseFiles, reference: str = "t1c", allow_missing: Sequence[str] = ()) -> Case:
-    """Like :func:`voxmmsd.io.reader.load_case` (no label), but each other sequence is registered rigidly
-    onto the reference before resampling."""
-    if any(s not in set(allow_missing) for s in files.missing):
-        raise missing_error(files, allow_missing)
-    present = [s for s in SEQUENCES if s in files.sequences]
-    if reference not in files.sequences:
-        reference = present[0]
-    fixed = read_image(files.sequences[reference], SEQUENCE_NAMES[reference])
-    geom = Geometry.of(fixed)
-    channels: List[np.ndarray] = []
-    resampled: Dict[str, str] = {}
-    for seq in present:
-        if seq == reference:
-            channels.append(sitk.GetArrayFromImage(fixed).astype(np.float32))
-            continue
-        moving = read_image(files.sequences[seq], SEQUENCE_NAMES[seq])
-        tx = register_rigid(fixed, moving)
-        channels.append(sitk.GetArrayFromImage(resample_with(moving, geom, tx)))
-        resampled[seq] = f"rigidly registered (mutual information) onto {SEQUENCE_NAMES[reference]}"
-    case = Case(files.case_id, np.stack(channels), present, geom, reference, None, files, resampled)
-    case.warnings.extend(skull_strip_warnings(case))
-    return case
+def check_result(result: Registration, what: str, reference: str, fixed: sitk.Image) -> tuple:
+    """(the transform to use, warning or None) after the convergence check; raises :class:`InputError` on a
+    result that cannot be right."""
+    if result.rotation_deg > MAX_ROTATION_DEG or result.translation_mm > MAX_TRANSLATION_MM:
+        raise InputError(f"Registering {what} onto {reference} found a motion of {result.rotation_deg:.1f} degrees "
+                         f"and {result.translation_mm:.1f} mm, more than plausible between series of one session "
+                         f"({MAX_ROTATION_DEG:g} degrees, {MAX_TRANSLATION_MM:g} mm): the registration did not "
+                         f"converge to the right place, or the images are of different sessions or patients. "
+                         f"Check the images, or align them yourself and run with --register off.")
+    if not result.metric_final < result.metric_identity:
+        return _identity(fixed), (f"Registration of {what} onto {reference} did not improve the alignment "
+                                  f"(mutual information {result.metric_identity:.4f} at the scanner's alignment, "
+                                  f"{result.metric_final:.4f} after); kept the scanner's alignment. Check "
+                                  f"registration_qc.png.")
+    if not result.converged:
+        return result.transform, (f"Registration of {what} onto {reference} stopped at its iteration limit "
+                                  f"({result.iterations}) before converging; check registration_qc.png.")
+    return result.transform, None
+
+
+def resample_with(moving: sitk.Image, reference: Geometry, transform: sitk.Transform,
+                  label: bool = False) -> sitk.Image:
+    """``moving`` on the ``reference`` grid through ``transform`` (linear; nearest neighbour for labels)."""
+    if label:
+        return sitk.Resample(moving, list(reference.size), transform, sitk.sitkNearestNeighbor, reference.origin,
+                             reference.spacing, reference.direction, 0, moving.GetPixelID())
+    return sitk.Resample(sitk.Cast(moving, sitk.sitkFloat32), list(reference.size), transform, sitk.sitkLinear,
+                         reference.origin, reference.spacing, reference.direction, 0.0, sitk.sitkFloat32)

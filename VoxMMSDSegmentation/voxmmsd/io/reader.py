@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -36,6 +36,14 @@ class Case:
     files: Optional[CaseFiles] = None
     resampled: Dict[str, str] = field(default_factory=dict)  # sequence -> why it was resampled
     warnings: List[str] = field(default_factory=list)
+    #: structured warnings ``{"kind", "message"}`` (their messages are also in ``warnings``)
+    alerts: List[Dict[str, str]] = field(default_factory=list)
+    #: uint8 (z, y, x) brain mask from brain extraction (voxmmsd.infer.exam), applied to ``image``; None if none ran
+    brain_mask: Optional[np.ndarray] = None
+    #: how the exam was brought onto the grid (registration, brain extraction), for report.json
+    preparation: Dict[str, Any] = field(default_factory=dict)
+    #: RGB uint8 picture of the registration / brain mask (voxmmsd.infer.exam_qc), or None
+    exam_picture: Optional[np.ndarray] = None
 
     def channel(self, sequence: str) -> np.ndarray:
         return self.image[self.sequences.index(sequence)]
