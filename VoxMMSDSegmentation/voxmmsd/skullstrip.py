@@ -17,6 +17,7 @@ deepbet crops to the brain's box and resizes the box to 256^3, so thick-slice se
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -127,6 +128,12 @@ class BrainExtractor:
 
     def describe(self) -> Dict[str, Any]:
         return {"tool": TOOL, "version": self.version, "device": self.device, "threshold": THRESHOLD}
+
+
+@functools.lru_cache(maxsize=2)
+def shared_extractor(device: str = "auto") -> BrainExtractor:
+    """One :class:`BrainExtractor` per device for the whole process (a batch loads the networks once)."""
+    return BrainExtractor(device)
 
 
 def clean_mask(mask: np.ndarray) -> np.ndarray:

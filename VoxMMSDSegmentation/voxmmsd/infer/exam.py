@@ -142,10 +142,10 @@ def _extractor_if_needed(files: CaseFiles, native: Dict[str, sitk.Image], mode: 
     prep["brain_extraction"] = {"why": why}
     if extractor is not None:
         return extractor
-    from voxmmsd.skullstrip import BrainExtractor
+    from voxmmsd.skullstrip import shared_extractor
 
     try:
-        return BrainExtractor(options.device)
+        return shared_extractor(options.device)
     except ConfigError as exc:
         raise InputError(f"Case {files.case_id!r}: brain extraction is needed because {why}, but it cannot run: "
                          f"{exc} Refusing to segment a head with skull and scalp (tumour labels would spill into "
