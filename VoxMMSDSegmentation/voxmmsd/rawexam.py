@@ -129,8 +129,9 @@ def acquisition_grid(bounds: Tuple[np.ndarray, np.ndarray], spacing: Vec3, tilt_
     size = np.maximum(np.ceil(extent / np.asarray(spacing)).astype(int), 2)
     half = (size - 1) / 2 * np.asarray(spacing)
     origin = centre - rot @ half
-    return Geometry(tuple(int(s) for s in size), tuple(float(s) for s in spacing),  # type: ignore[arg-type]
-                    tuple(float(o) for o in origin), tuple(float(v) for v in rot.ravel()))
+    return Geometry((int(size[0]), int(size[1]), int(size[2])),
+                    (float(spacing[0]), float(spacing[1]), float(spacing[2])),
+                    (float(origin[0]), float(origin[1]), float(origin[2])), tuple(float(v) for v in rot.ravel()))
 
 
 def _motion(acq: Acquisition, centre: np.ndarray) -> sitk.Euler3DTransform:
