@@ -64,6 +64,9 @@ def test_both_arms_run_scored_on_held_out_cases(tmp_path: Path) -> None:
     summary = list(csv.DictReader(open(out / "summary.csv")))
     assert len(summary) == 2 * 2 * 4
     assert (out / "label_efficiency.png").stat().st_size > 1000
+    pairs = list(csv.DictReader(open(out / "paired.csv")))
+    assert {(p["n"], p["region"]) for p in pairs} == {(n, g) for n in ("1", "2") for g in ("WT", "TC", "ET", "mean")}
+    assert all(p["repeats"] == "1" and p["case_pairs"] == "1" for p in pairs)
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs == ["pretrained_n001_r0", "pretrained_n002_r0", "scratch_n001_r0", "scratch_n002_r0"]
     pre = next(e for e in read_events(out / "runs" / "pretrained_n002_r0" / "events.jsonl") if e["event"] == "start")
@@ -83,3 +86,30 @@ def test_pretrained_arm_needs_init(tmp_path: Path, caplog) -> None:
     assert main(["experiment", "label-efficiency", "--data", str(data), "--out", str(tmp_path / "e"),
                  "--sizes", "1"]) == 1
     assert "--init" in caplog.text
+
+
+def test_paired_comparison_by_repeat_and_case() -> None:
+    from voxmmsd.experiment.report import paired
+
+    dice = {("scratch", 0): {"a": 0.5, "b": 0.3}, ("pretrained", 0): {"a": 0.6, "b": 0.4},
+            ("scratch", 1): {"a": 0.4, "b": 0.4}, ("pretrained", 1): {"a": 0.3, "b": 0.6}}
+    rows = [{"arm": arm, "n": 2, "repeat": rep, "case_id": c, "region": g, "dice": d + (0.1 if g == "TC" else 0.0),
+             "hd95_mm": 1.0, "lesion_dice": 0.5}
+            for (arm, rep), cases in dice.items() for c, d in cases.items() for g in ("WT", "TC", "ET")]
+    rows.append({"arm": "scratch", "n": 4, "repeat": 0, "case_id": "a", "region": "WT", "dice": 0.9,
+                 "hd95_mm": 1.0, "lesion_dice": 0.5})  # no pre-trained partner: not compared
+    out = {(p["n"], p["region"]): p for p in paired(rows)}
+    assert set(out) == {(2, "WT"), (2, "TC"), (2, "ET"), (2, "mean")}
+    wt = out[(2, "WT")]
+    # run means: scratch 0.4, 0.4; pretrained 0.5, 0.45 -> differences 0.1, 0.05
+    assert wt["repeats"] == 2 and wt["scratch_mean"] == pytest.approx(0.4) and wt["scratch_sd"] == 0.0
+    assert wt["pretrained_mean"] == pytest.approx(0.475) and wt["diff_mean"] == pytest.approx(0.075)
+    assert wt["diff_sd"] == pytest.approx(0.0354, abs=1e-4) and wt["pretrained_better"] == 2
+    from scipy import stats
+
+    diffs = [0.1, 0.1, -0.1, 0.2]
+    assert wt["case_pairs"] == 4 and wt["case_diff_mean"] == pytest.approx(0.075)
+    assert wt["case_p_value"] == pytest.approx(stats.ttest_rel([0.6, 0.4, 0.3, 0.6], [0.5, 0.3, 0.4, 0.4]).pvalue,
+                                               abs=1e-4)
+    assert wt["case_p_value"] == pytest.approx(stats.ttest_1samp(diffs, 0.0).pvalue, abs=1e-4)
+    assert out[(2, "mean")]["diff_mean"] == pytest.approx(0.075)  # the per-case mean over regions, then paired

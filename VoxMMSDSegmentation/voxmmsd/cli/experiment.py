@@ -49,5 +49,18 @@ def run_label_efficiency(args: argparse.Namespace) -> int:
     summary = label_efficiency(args.data, args.out, cfg, exp, args.init, args.device)
     if summary:
         print(summary_table(summary))
+        results = args.out / "results.csv"
+        if results.is_file():
+            import csv
+
+            from voxmmsd.experiment.label_efficiency import paired_table
+            from voxmmsd.experiment.report import paired
+
+            with results.open(encoding="utf-8") as f:
+                pairs = paired(list(csv.DictReader(f)))
+            if pairs:
+                print("pre-trained - scratch, mean Dice of WT, TC, ET (mean ± SD over repeats; p: paired t-test "
+                      "over repeats x test cases)")
+                print(paired_table(pairs))
         print(f"Table: {args.out / 'summary.csv'}  Plot: {args.out / 'label_efficiency.png'}")
     return 0

@@ -5,7 +5,9 @@ from a random network ("scratch") and once from pre-trained weights ("pretrained
 then score both on the same held-out test cases on their original grids. Outputs in
 ``OUT``: ``experiment.yaml`` (the plan and settings), ``runs/<arm>_nNNN_rR/`` (full
 fine-tuning runs), ``results.csv`` (per run, case and region), ``summary.csv`` (means
-per arm, N and region) and ``label_efficiency.png`` (Dice against N).
+per arm, N and region), ``paired.csv`` (pre-trained minus scratch, paired by N, repeat
+and test case: :func:`~voxmmsd.experiment.report.paired`) and ``label_efficiency.png``
+(Dice against N).
 
 Finished runs are kept: running the same command again skips them and only adds what is
 missing (or was stopped).
@@ -44,20 +46,27 @@ class LabelEfficiencyConfig:
 
 
 def run_config(base: FinetuneConfig, spec: RunSpec, init: Optional[str], cache_dir: Path) -> FinetuneConfig:
-    """The fine-tuning configuration of one run of the plan."""
+    """The fine-tuning configuration of one run of the plan.
+
+    Repeat r trains with seed ``base.train.seed + r`` (both arms alike), so repeats differ in their
+    random start and sampling even where they share the training cases (N = all).
+    """
     return with_settings(base, data={"train": list(spec.train), "val": list(spec.val) or 0,
                                      "cache_dir": str(cache_dir)},
+                         train={"seed": base.train.seed + spec.repeat},
                          init={"path": init if spec.arm == "pretrained" else None},
                          package={"onnx": False, "model_id": f"label-efficiency-{spec.name}".replace("_", "-")})
 
 
 def _run_one(data_dir: Path, run_dir: Path, cfg: FinetuneConfig, device: str) -> str:
     from voxmmsd.finetune.loop import finetune
+    from voxmmsd.jobs.run_folder import RunFolder
 
-    if (run_dir / "model" / "model.json").is_file():
+    run = RunFolder(run_dir)
+    if (run.model / "model.json").is_file():
         log.info("%s: already finished, kept", run_dir.name)
         return "done"
-    resume = (run_dir / "checkpoints" / "last.pt").is_file()
+    resume = run.has_checkpoint()
     return finetune(data_dir, run_dir, cfg, resume=resume, device=device).status
 
 
@@ -112,6 +121,9 @@ def label_efficiency(data_dir: Path, out_dir: Path, base: FinetuneConfig, exp: L
     summary = report.summarise(rows) if rows else []
     if summary:
         report.write_csv(out_dir / "summary.csv", summary, report.SUMMARY_COLUMNS)
+        pairs = report.paired(rows)
+        if pairs:
+            report.write_csv(out_dir / "paired.csv", pairs, report.PAIRED_COLUMNS)
         report.plot(out_dir / "label_efficiency.png", summary)
     return summary
 
@@ -133,4 +145,16 @@ def summary_table(summary: Sequence[Dict[str, Any]]) -> str:
         d = {s["region"]: s["dice_mean"] for s in summary if s["arm"] == arm and s["n"] == n}
         lines.append(f"{arm:<11}{n:>4}  " + " ".join(f"{d.get(r, float('nan')):6.3f}" for r in
                                                       ("WT", "TC", "ET", "mean")))
+    return "\n".join(lines)
+
+
+def paired_table(rows: Sequence[Dict[str, Any]]) -> str:
+    """Pre-trained minus scratch per N (mean Dice of WT, TC, ET): mean +- SD over repeats, wins, p."""
+    lines = [f"{'N':>4}  {'scratch':>15} {'pretrained':>15} {'difference':>15} {'wins':>5} {'p':>7}"]
+    for p in rows:
+        if p["region"] != "mean":
+            continue
+        lines.append(f"{p['n']:>4}  {p['scratch_mean']:7.3f} ± {p['scratch_sd']:5.3f} "
+                     f"{p['pretrained_mean']:7.3f} ± {p['pretrained_sd']:5.3f} {p['diff_mean']:+7.3f} ± "
+                     f"{p['diff_sd']:5.3f} {p['pretrained_better']:>2}/{p['repeats']:<2} {p['case_p_value']!s:>7}")
     return "\n".join(lines)

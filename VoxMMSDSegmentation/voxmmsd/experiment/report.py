@@ -50,6 +50,57 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
     return out
 
 
+PAIRED_COLUMNS = ("n", "region", "repeats", "scratch_mean", "scratch_sd", "pretrained_mean", "pretrained_sd",
+                  "diff_mean", "diff_sd", "pretrained_better", "case_pairs", "case_diff_mean", "case_p_value")
+
+
+def _run_means(rows: Sequence[Dict[str, Any]], region: str) -> Dict[tuple, Dict[str, float]]:
+    """(arm, n, repeat) -> {case_id: Dice} for a region (``mean``: the mean of WT, TC and ET per case)."""
+    out: Dict[tuple, Dict[str, List[float]]] = {}
+    for r in rows:
+        if region == "mean" or r["region"] == region:
+            out.setdefault((r["arm"], int(r["n"]), int(r["repeat"])), {}).setdefault(r["case_id"], []).append(
+                float(r["dice"]))
+    return {k: {c: float(np.mean(v)) for c, v in d.items()} for k, d in out.items()}
+
+
+def _sd(x: np.ndarray) -> float:
+    return float(np.std(x, ddof=1)) if len(x) > 1 else 0.0
+
+
+def paired(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Pre-trained against scratch, paired by N, repeat (same training cases) and test case.
+
+    Per N and region: mean +- SD over repeats of each arm's run-level Dice (the mean over the
+    held-out cases), the paired difference pretrained - scratch (mean +- SD over repeats), how
+    many repeats the pre-trained run won, and over all (repeat, case) pairs the mean difference
+    and a two-sided paired t-test p-value (blank with fewer than 2 pairs or no spread).
+    """
+    out = []
+    for region in ("WT", "TC", "ET", "mean"):
+        runs = _run_means(rows, region)
+        for n in sorted({k[1] for k in runs}):
+            reps = sorted(k[2] for k in runs if k[0] == "scratch" and k[1] == n and ("pretrained", n, k[2]) in runs)
+            if not reps:
+                continue
+            sc = np.array([np.mean(list(runs[("scratch", n, r)].values())) for r in reps])
+            pt = np.array([np.mean(list(runs[("pretrained", n, r)].values())) for r in reps])
+            cd = np.array([runs[("pretrained", n, r)][c] - runs[("scratch", n, r)][c] for r in reps
+                           for c in runs[("scratch", n, r)] if c in runs[("pretrained", n, r)]])
+            p_value: Any = ""
+            if len(cd) > 1 and np.std(cd) > 0:
+                from scipy import stats
+
+                p_value = round(float(stats.ttest_1samp(cd, 0.0).pvalue), 4)
+            out.append({"n": n, "region": region, "repeats": len(reps),
+                        "scratch_mean": round(float(sc.mean()), 4), "scratch_sd": round(_sd(sc), 4),
+                        "pretrained_mean": round(float(pt.mean()), 4), "pretrained_sd": round(_sd(pt), 4),
+                        "diff_mean": round(float((pt - sc).mean()), 4), "diff_sd": round(_sd(pt - sc), 4),
+                        "pretrained_better": int((pt > sc).sum()), "case_pairs": len(cd),
+                        "case_diff_mean": round(float(cd.mean()), 4) if len(cd) else "", "case_p_value": p_value})
+    return out
+
+
 def plot(path: Path, summary: Sequence[Dict[str, Any]]) -> None:
     """Dice against N, one panel per region, one line per arm (error bars: SD over cases and repeats)."""
     import matplotlib
