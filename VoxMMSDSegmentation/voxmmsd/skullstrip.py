@@ -18,7 +18,6 @@ deepbet crops to the brain's box and resizes the box to 256^3, so thick-slice se
 from __future__ import annotations
 
 import functools
-import hashlib
 import importlib.util
 import logging
 from pathlib import Path
@@ -29,6 +28,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from voxmmsd.errors import ConfigError, InputError
+from voxmmsd.models.integrity import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -68,14 +68,6 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 class BrainExtractor:
     """deepbet's two networks, loaded once (verified by SHA-256); :meth:`mask` per image."""
 
@@ -90,13 +82,11 @@ class BrainExtractor:
         folder = Path(dbu.DATA_PATH) / "models"
         for name, digest in MODEL_SHA256.items():
             path = folder / name
-            if not path.is_file():
-                raise ConfigError(f"deepbet's network {path} is missing: the installation is incomplete. "
-                                  f"Reinstall deepbet (pip install --force-reinstall deepbet).")
-            got = _sha256(path)
+            got = sha256_file(path) if path.is_file() else "missing"
             if got != digest:
-                raise ConfigError(f"deepbet's network {path} has SHA-256 {got}, not the published {digest}: "
-                                  f"refusing to load it. Reinstall deepbet 1.0.2.")
+                raise ConfigError(f"deepbet's network {path} is {got if got == 'missing' else 'SHA-256 ' + got}, "
+                                  f"not the published {digest}: refusing to load it. Reinstall deepbet 1.0.2 "
+                                  f"(pip install --force-reinstall deepbet==1.0.2).")
         use_gpu = device != "cpu" and torch.cuda.is_available()
         self.device = "cuda" if use_gpu else "cpu"
         self._bet = BrainExtraction(no_gpu=not use_gpu, model_path=str(folder / "model.pt"),
