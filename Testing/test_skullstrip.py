@@ -22,6 +22,8 @@ def test_a_network_with_another_checksum_is_refused(monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_mode_is_refused() -> None:
-    assert skullstrip.check_mode("AUTO") == "auto"
-    with pytest.raises(ConfigError, match="auto, on, off"):
-        skullstrip.check_mode("yes")
+    from voxmmsd.infer.register import check_mode
+
+    assert check_mode("AUTO", "--skull-strip") == "auto"
+    with pytest.raises(ConfigError, match="--skull-strip 'yes'; use one of auto, on, off"):
+        check_mode("yes", "--skull-strip")

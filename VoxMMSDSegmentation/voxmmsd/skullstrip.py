@@ -32,7 +32,6 @@ from voxmmsd.models.integrity import sha256_file
 
 log = logging.getLogger(__name__)
 
-MODES = ("auto", "on", "off")
 TOOL = "deepbet"
 #: SHA-256 of the networks in the deepbet 1.0.2 wheel (data/models/)
 MODEL_SHA256: Dict[str, str] = {
@@ -59,13 +58,6 @@ def availability() -> Optional[str]:
         if not found:
             return f"brain extraction needs {what}, which is not installed"
     return None
-
-
-def check_mode(mode: str) -> str:
-    mode = (mode or "auto").lower()
-    if mode not in MODES:
-        raise ConfigError(f"Unknown --skull-strip {mode!r}; use one of {', '.join(MODES)}.")
-    return mode
 
 
 class BrainExtractor:

@@ -29,7 +29,6 @@ from voxmmsd.io.checks import check_distinct, check_distinct_arrays, looks_skull
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap
 from voxmmsd.io.reader import Case, read_sequence
-from voxmmsd.skullstrip import check_mode as check_strip_mode
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,7 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
     """The case on the reference grid, co-registered and skull-stripped as ``options`` say (no label)."""
     options = options or ExamOptions()
     reg_mode = reg.check_mode(options.register)
-    strip_mode = check_strip_mode(options.skull_strip)
+    strip_mode = reg.check_mode(options.skull_strip, "--skull-strip")
     present = [s for s in SEQUENCES if s in files.sequences]
     if any(s not in set(allow_missing) for s in files.missing) or not present:
         raise missing_error(files, allow_missing)

@@ -56,10 +56,11 @@ class Registration:
                 "converged": self.converged}
 
 
-def check_mode(mode: str) -> str:
+def check_mode(mode: str, option: str = "--register") -> str:
+    """``auto``, ``on`` or ``off`` (any case) for ``option``; anything else is a :class:`ConfigError`."""
     mode = (mode or "auto").lower()
     if mode not in MODES:
-        raise ConfigError(f"Unknown --register {mode!r}; use one of {', '.join(MODES)}.")
+        raise ConfigError(f"Unknown {option} {mode!r}; use one of {', '.join(MODES)}.")
     return mode
 
 
