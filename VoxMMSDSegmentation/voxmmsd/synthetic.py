@@ -126,7 +126,8 @@ def sample_label(phantom: Phantom, geometry: Geometry) -> np.ndarray:
 def random_phantom(seed: int) -> Phantom:
     """A phantom with seeded tumour position and sizes (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
-    off = tuple(float(v) for v in rng.uniform(-5, 5, 3))
+    ox, oy, oz = (float(v) for v in rng.uniform(-5, 5, 3))
+    off = (ox, oy, oz)
     core = float(rng.uniform(2.5, 4.0))
     return replace(Phantom(), tumour_offset=off, core_radius=core, rim_radius=core + float(rng.uniform(2, 3.5)),
                    edema_radius=core + float(rng.uniform(6, 9)))

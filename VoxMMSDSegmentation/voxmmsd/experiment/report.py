@@ -32,7 +32,7 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
         sel = [r for r in rows if r["arm"] == arm and int(r["n"]) == n]
         for region in ("WT", "TC", "ET", "mean"):
             if region == "mean":
-                per = {}
+                per: Dict[Any, List[float]] = {}
                 for r in sel:
                     per.setdefault((r["repeat"], r["case_id"]), []).append(float(r["dice"]))
                 dice = np.array([np.mean(v) for v in per.values()])

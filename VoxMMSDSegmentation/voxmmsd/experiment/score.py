@@ -40,6 +40,7 @@ def score_cases(model: torch.nn.Module, cached: Sequence, files: Dict[str, Any],
         small = predict_label(model, case.float_image(), patch_size, overlap, device=device)
         pred = restore_to_source(small, case.meta)
         src = load_case(files[case.case_id])
+        assert src.label is not None, f"{case.case_id} has no label map"
         ref = to_internal(src.label, case.meta.get("label_convention", "brats2023"), files[case.case_id].label)
         scores = evaluate_case(pred, ref, src.geometry.spacing, EvaluationConfig(subregions=False))
         for region in REGIONS:

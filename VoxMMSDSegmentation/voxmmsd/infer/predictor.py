@@ -142,7 +142,7 @@ class Predictor:
         self.tta = bool(inf.get("tta", False)) if self.config.tta is None else self.config.tta
         self.overlap = float(inf.get("overlap", 0.5)) if self.config.overlap is None else self.config.overlap
         patch = self.config.patch_size or inf.get("patch_size")
-        self.patch = tuple(int(p) for p in patch) if patch else None
+        self.patch: Optional[Tuple[int, int, int]] = (int(patch[0]), int(patch[1]), int(patch[2])) if patch else None
         if self.patch and any(p % 16 for p in self.patch):
             raise ConfigError(f"patch size {self.patch} must be multiples of 16.")
         if self.config.blend not in ("gaussian", "constant"):
@@ -154,7 +154,7 @@ class Predictor:
 
     # -- running the network -------------------------------------------------------------
     def _forward(self, progress: Optional[Progress] = None) -> window.Forward:
-        f = self.backend.forward
+        f: window.Forward = self.backend.forward
         if self.tta and progress is not None:  # one whole-crop pass: each TTA pass is a step of the bar
             f = window.counted(f, len(mirror_axes()), lambda i, n: progress(f"network: TTA pass {i}/{n}", i, n))
         return with_mirroring(f, on_pass=self._tta_pass if self.config.uncertainty else None) if self.tta else f

@@ -25,7 +25,7 @@ def with_mirroring(forward: Forward, axes: List[Tuple[int, ...]] = None,  # type
     combos = axes if axes is not None else mirror_axes()
 
     def mirrored(x: np.ndarray) -> np.ndarray:
-        total = None
+        total: Optional[np.ndarray] = None
         for flip in combos:
             xi = np.ascontiguousarray(np.flip(x, flip)) if flip else x
             out = forward(xi)
@@ -33,6 +33,7 @@ def with_mirroring(forward: Forward, axes: List[Tuple[int, ...]] = None,  # type
             if on_pass is not None:
                 on_pass(out)
             total = out.astype(np.float32, copy=True) if total is None else total + out
+        assert total is not None, "no mirroring combination"
         return total / float(len(combos))
 
     return mirrored

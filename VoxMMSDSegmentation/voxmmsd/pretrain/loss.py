@@ -26,6 +26,9 @@ def cross_view_distillation(student: torch.Tensor, teacher: torch.Tensor, center
 class DistillationLoss(nn.Module):
     """:func:`cross_view_distillation` with the teacher centre as a checkpointed buffer (EMA of teacher outputs)."""
 
+    center: torch.Tensor
+    initialized: torch.Tensor
+
     def __init__(self, out_dim: int, center_momentum: float = 0.9) -> None:
         super().__init__()
         self.center_momentum = center_momentum

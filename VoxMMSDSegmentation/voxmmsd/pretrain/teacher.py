@@ -47,5 +47,5 @@ def ema_update(teacher: nn.Module, student: nn.Module, momentum: float) -> None:
     """
     for t, s in zip(teacher.parameters(), student.parameters()):
         t.mul_(momentum).add_(s.detach(), alpha=1.0 - momentum)
-    for t, s in zip(teacher.buffers(), student.buffers()):
-        t.copy_(s)
+    for tb, sb in zip(teacher.buffers(), student.buffers()):
+        tb.copy_(sb)

@@ -28,7 +28,7 @@ def fuse_for_inference(model: VoxUNet) -> VoxUNet:
         if isinstance(module, ConvBlock):
             seq = module.conv_conv
             for i in (0, 4):
-                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])
+                seq[i] = fuse_conv_bn_eval(seq[i], seq[i + 1])  # type: ignore[type-var, arg-type]
                 seq[i + 1] = nn.Identity()
                 seq[i + 2] = nn.LeakyReLU(inplace=True)
             seq[3] = nn.Identity()  # dropout is a no-op in eval
@@ -81,7 +81,7 @@ class TorchBackend:
         load_into(model, package.load_state_dict(), strict=True)
         model = fuse_for_inference(model).to(self.torch_device)
         if self.channels_last:
-            model = model.to(memory_format=torch.channels_last_3d)
+            model = model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self.model = model
 
     def forward(self, x: np.ndarray) -> np.ndarray:
