@@ -338,6 +338,17 @@ def stale_staging_folder_removed(env: Env) -> None:
 
 
 @fault("leftovers", "cleaned")
+def unfinished_result_replaced(env: Env) -> None:
+    out = env.tmp / "out"
+    out.mkdir()
+    (out / "segmentation.nii.gz").write_bytes(b"from a write killed before report.json")
+    (out / "qc.png").write_bytes(b"old")
+    assert env.segment("--no-qc") == 0  # nothing finished was there: replaced, with a warning
+    assert "unfinished result" in env.caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "segmentation.nii.gz", "segmentation.seg.nrrd"]
+
+
+@fault("leftovers", "cleaned")
 def no_empty_output_folder_after_failure(env: Env) -> None:
     env.seq("t1c").write_bytes(b"not an image")
     env.refused(env.segment(), "c-t1c.nii.gz")

@@ -113,9 +113,12 @@ def claim_output(out_dir: Path, overwrite: bool = False, purpose: str = "segment
     try:
         with FolderLock(out_dir, purpose):
             found = existing_result(out_dir)
-            if found and not overwrite:
+            if REPORT in found and not overwrite:
                 raise InputError(f"{out_dir} already holds a result ({', '.join(found)}). Give --overwrite to replace "
                                  f"it, or choose another --out.")
+            if found and REPORT not in found:  # no report.json: a write was interrupted; nothing finished to keep
+                log.warning("%s holds an unfinished result (%s, no %s); it is replaced", out_dir, ", ".join(found),
+                            REPORT)
             clean_staging(out_dir)
             yield out_dir
             ok = True
