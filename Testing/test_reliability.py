@@ -644,6 +644,7 @@ def batch_run(pkg: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, 
     synthetic.write_dataset(data, n=2, geometry=GEOM)  # case000, case001: good
     shutil.copyfile(data / "case001" / "case001-t2f.nii.gz", data / "case001" / "case001_flair.nii.gz")
     (data / "empty_case").mkdir()
+    (data / "__MACOSX" / "case000").mkdir(parents=True)  # unzip metadata: not a case, not listed
     deep = data / "site" / "scanner" / "deepcase"
     synthetic.write_case(deep, "deepcase", seed=4, geometry=GEOM, with_label=False)
     synthetic.write_case(data / "siteA" / "case000", "case000", seed=5, geometry=GEOM, with_label=False)
@@ -679,6 +680,7 @@ def batch_case_with_two_flairs(env: Env) -> None:
 def batch_empty_case_folder(env: Env) -> None:
     row = _batch(env)["rows"]["empty_case"][0]
     assert row["status"] == "failed" and "holds no image" in row["error"]
+    assert len(_batch(env)["rows"]["case000"]) == 2  # (__MACOSX/case000 is not a case folder)
 
 
 @fault("batch", "listed")

@@ -34,6 +34,9 @@ log = logging.getLogger(__name__)
 
 __all__ = ["REGION_COLUMNS", "CaseResult", "discover_cases", "parse_shard", "run_batch", "select_shard"]
 
+#: folders that are never case folders (archive tools' metadata)
+NOT_CASES = frozenset({"__MACOSX", "$RECYCLE.BIN", "System Volume Information"})
+
 #: a batch entry: a case to segment, or a case folder that already failed at discovery
 Entry = Union[CaseFiles, CaseResult]
 
@@ -59,7 +62,7 @@ def select_shard(cases: Sequence[Any], index: int, count: int) -> List[Any]:
 def _subfolders(folder: Path, exclude: Sequence[Path] = ()) -> List[Path]:
     skip = {p.resolve() for p in exclude}
     return sorted(p for p in folder.iterdir()
-                  if p.is_dir() and not p.name.startswith(".") and p.resolve() not in skip)
+                  if p.is_dir() and not p.name.startswith(".") and p.name not in NOT_CASES and p.resolve() not in skip)
 
 
 def _first_line(exc: BaseException) -> str:
