@@ -53,7 +53,10 @@ class Registration:
         return {"method": "rigid (Euler), Mattes mutual information", "metric_identity": round(self.metric_identity, 5),
                 "metric_final": round(self.metric_final, 5), "iterations": self.iterations, "stop": self.stop,
                 "rotation_deg": round(self.rotation_deg, 3), "translation_mm": round(self.translation_mm, 3),
-                "converged": self.converged}
+                "converged": self.converged,
+                # Euler3DTransform (fixed/reference point -> moving point): centre (mm), angles (rad), translation
+                "transform": {"center": [round(float(c), 4) for c in self.transform.GetCenter()],
+                              "parameters": [round(float(v), 6) for v in self.transform.GetParameters()]}}
 
 
 def check_mode(mode: str, option: str = "--register") -> str:
