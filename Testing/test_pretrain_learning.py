@@ -43,11 +43,14 @@ def test_default_distillation_stays_healthy(run_events):
     assert np.all(np.array([d["voxel_cosine"] for d in diag]) < 0.5)
     recon = np.array([e["losses"]["recon"] for e in prog])
     assert recon[-5:].mean() < recon[:5].mean()
+    # the distillation loss moves: first 30 vs last 50 iterations (measured 6.54 -> 6.18; ln K = 6.24)
+    distill = np.array([e["losses"]["distill"] for e in prog])
+    assert distill[-10:].mean() < distill[:6].mean() - 0.2
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11: in 200 CPU iterations the loss stays at the level of unrelated "
-                                       "rankings (~6.6); view-invariant voxel features are not learnt this fast")
+@pytest.mark.xfail(strict=True, reason="issue 11: in 200 CPU iterations the loss only reaches ~ln K (6.18 over the "
+                                       "last 50), not 0.9 ln K; view-invariant features are learnt slowly")
 def test_default_distillation_falls_clearly_below_ln_k(run_events):
     prog, _ = run_events
     distill = np.array([e["losses"]["distill"] for e in prog])
