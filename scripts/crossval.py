@@ -107,16 +107,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_variant(args: argparse.Namespace) -> int:
+    """Segment a variant of the cases (e.g. one sequence left out) with each case's out-of-fold model."""
+    from voxmmsd.experiment.crossval import read_splits
+
+    folds = read_splits(args.splits)
+    exp = Path(args.out) / args.name
+    present = {p.name: p for p in Path(args.variant).iterdir() if p.is_dir()}
+    for k, fold in enumerate(folds):
+        ids = [c for c in fold if c in present]
+        if not ids:
+            continue
+        held = link_cases(present, ids, exp / f"inputs-{args.pred_name}" / f"fold{k}")
+        _sh([VOXMMSD, "-q", "segment", "--batch", str(held), "--out", str(exp / args.pred_name), "--model",
+             str(exp / f"fold{k}" / "model"), "--device", args.device, "--progress", "none", "--no-qc"],
+            exp / "log.txt")
+    return 0
+
+
 def cmd_score(args: argparse.Namespace) -> int:
     from voxmmsd.experiment.crossval import format_table, read_splits, summarise_folds
     from voxmmsd.metrics.report import read_csv
 
     folds = read_splits(args.splits)
     exp = Path(args.out) / args.name
+    exp.mkdir(parents=True, exist_ok=True)
     pred = Path(args.pred) if args.pred else exp / "pred"
     ev = exp / (args.eval_name or "eval")
     _sh([VOXMMSD, "-q", "evaluate", "--pred", str(pred), "--ref", str(args.data), "--out", str(ev),
-         "--missing", "worst"], exp / "log.txt")
+         "--missing", "worst", "--no-subregions"], exp / "log.txt")
     rows = read_csv(ev / "per_case.csv")
     summary = summarise_folds(rows, folds)
     sources = json.loads(Path(args.splits).read_text(encoding="utf-8")).get("sources", {})
@@ -156,6 +175,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     exp = Path(args.out) / args.name
     limits = [float(v) for v in args.limits.split(",")]
     scores: Dict[str, Dict[float, float]] = {}
+    dices: Dict[str, Dict[float, Dict[str, float]]] = {}
     cache = {}
     for c in sorted(c for f in folds for c in f):
         seg = exp / "pred" / c / "segmentation.nii.gz"
@@ -164,27 +184,59 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
         img, pred = _read_label(seg)
         _, ref = _read_label(find_case(dirs[c]).label)
         voxel_ml = float(np.prod(img.GetSpacing())) / 1000.0
-        scores[c] = {}
+        scores[c], dices[c] = {}, {}
         for lim in limits:
             out, _ = small_et_to_netc(pred, min_component_voxels(lim, voxel_ml))
             d = region_dice(out, ref)
             scores[c][lim] = (d["TC"] + d["ET"]) / 2.0
+            dices[c][lim] = d
         cache[c] = (img, pred, voxel_ml)
     chosen = choose_nested(scores, folds)
     dest = exp / "pred-pp"
+    applied = {}
     for k, f in enumerate(folds):
         for c in f:
+            applied[c] = dices[c][chosen[k]]
+            if not args.write:
+                continue
             img, pred, voxel_ml = cache[c]
             out, _ = small_et_to_netc(pred, min_component_voxels(chosen[k], voxel_ml))
             (dest / c).mkdir(parents=True, exist_ok=True)
             o = sitk.GetImageFromArray(out)
             o.CopyInformation(img)
             sitk.WriteImage(o, str(dest / c / "segmentation.nii.gz"), True)
-    record = {"limits_ml": limits, "chosen_ml_per_fold": chosen,
+    nested = {r: {"mean": float(np.mean([applied[c][r] for c in applied])),
+                  "sd_cases": float(np.std([applied[c][r] for c in applied], ddof=1)),
+                  "without": float(np.mean([dices[c][0.0][r] for c in applied])) if 0.0 in limits else None}
+              for r in ("WT", "TC", "ET")}
+    record = {"limits_ml": limits, "chosen_ml_per_fold": chosen, "nested_dice": nested,
+              "per_case_dice_applied": applied,
               "mean_tc_et_dice_by_limit": {str(lim): float(np.mean([scores[c][lim] for c in scores]))
                                            for lim in limits}}
     (exp / "postprocess.json").write_text(json.dumps(record, indent=1))
     print(json.dumps(record, indent=1))
+    return 0
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """Side-by-side Markdown table of several scored recipes (``NAME[:EVAL]`` items)."""
+    rows = []
+    for item in args.items:
+        name, _, ev = item.partition(":")
+        data = json.loads((Path(args.out) / name / (ev or "eval") / "crossval.json").read_text(encoding="utf-8"))
+        summ = data["by_source"][args.source] if args.source else data["summary"]
+        rows.append((item, summ))
+    metrics = ("dice", "lesion_dice", "hd95_mm")
+    print("| recipe | region | " + " | ".join(f"{m} mean ± SD cases (SD folds)" for m in metrics) + " | n |")
+    print("|" + "---|" * (len(metrics) + 3))
+    for item, summ in rows:
+        for region, per in summ.items():
+            cells = []
+            for m in metrics:
+                v = per[m]
+                fmt = "{:.1f}" if m == "hd95_mm" else "{:.3f}"
+                cells.append(f"{fmt.format(v['mean'])} ± {fmt.format(v['sd_cases'])} ({fmt.format(v['sd_folds'])})")
+            print(f"| {item} | {region} | " + " | ".join(cells) + f" | {per['dice']['n']} |")
     return 0
 
 
@@ -216,8 +268,23 @@ def main(argv: List[str]) -> int:
     score = sub.choices["score"]
     score.add_argument("--pred", type=Path, help="predictions (default OUT/NAME/pred)")
     score.add_argument("--eval-name", help="evaluation folder name (default eval)")
+    v = sub.add_parser("variant")
+    v.add_argument("--variant", type=Path, required=True, help="folder of case folders (same ids)")
+    v.add_argument("--pred-name", required=True)
+    v.add_argument("--splits", type=Path, required=True)
+    v.add_argument("--out", type=Path, required=True)
+    v.add_argument("--name", required=True)
+    v.add_argument("--device", default="cpu")
+    v.set_defaults(func=cmd_variant)
+    t = sub.add_parser("table")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--source", help="only the cases of this source (e.g. extra)")
+    t.add_argument("items", nargs="+", help="NAME or NAME:EVAL_FOLDER")
+    t.set_defaults(func=cmd_table)
     sub.choices["postprocess"].add_argument("--limits", default="0,0.1,0.25,0.5,1,2",
                                             help="ET volume limits (mL) to choose from (0 = off)")
+    sub.choices["postprocess"].add_argument("--write", action="store_true",
+                                            help="also write the post-processed predictions to NAME/pred-pp")
     args = p.parse_args(argv)
     return int(args.func(args) or 0)
 

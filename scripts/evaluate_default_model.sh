@@ -40,7 +40,7 @@ if [ "$MODE" = crossval ]; then
     $PY scripts/crossval.py run --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
         --config "scripts/recipes/$recipe.yaml" --set data.cache_dir="$CV/cache"
     $PY scripts/crossval.py score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name"
-    $PY scripts/crossval.py postprocess --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name"
+    $PY scripts/crossval.py postprocess --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" --write
     $PY scripts/crossval.py score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
         --pred "$CV/$name/pred-pp" --eval-name eval-pp
   done

@@ -85,9 +85,8 @@ def bundled_folders() -> List[Path]:
         return out
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
         if (folder / MODEL_JSON).is_file():
-            out.append(folder)
-        else:
-            out += sorted(p for p in folder.iterdir() if (p / MODEL_JSON).is_file())
+            out.append(folder)  # the default version; other versions may sit beside it (<id>/<version>/)
+        out += sorted(p for p in folder.iterdir() if p.is_dir() and (p / MODEL_JSON).is_file())
     return out
 
 
