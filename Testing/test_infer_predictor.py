@@ -191,7 +191,8 @@ def test_device_argmax_gives_the_same_labels_as_logits(package, oblique_case: Pa
 
     case = Predictor(package, PredictorConfig(backend="onnx")).load(find_case(oblique_case))
     for backend in ("torch", "onnx"):
-        predictor = Predictor(package, PredictorConfig(backend=backend, precision="fp32"))
+        # the device argmax serves runs without the uncertainty record (it needs the scores)
+        predictor = Predictor(package, PredictorConfig(backend=backend, precision="fp32", uncertainty=False))
         x = np.random.default_rng(1).normal(size=(1, 4, 32, 48, 32)).astype(np.float32)
         np.testing.assert_array_equal(predictor.backend.labels(x), predictor.backend.forward(x).argmax(1))
         image = np.stack([case.channel(s) for s in package.sequences])[:, :40, :45, :30]
@@ -202,7 +203,7 @@ def test_device_argmax_gives_the_same_labels_as_logits(package, oblique_case: Pa
         predictor.backend.labels = lambda x, f=direct, c=calls: (c.append(x.shape), f(x))[1]  # a spy
         fast = predictor.predict(case).label
         assert len(calls) == 1, "the whole-crop pass should take the labels from the backend"
-        slow = Predictor(package, PredictorConfig(backend=backend, precision="fp32"),
+        slow = Predictor(package, PredictorConfig(backend=backend, precision="fp32", uncertainty=False),
                          backend=ShrinkingDevice(predictor.backend, limit=10 ** 9, device="cpu")).predict(case).label
         np.testing.assert_array_equal(fast, slow)  # the second backend has no labels(): logits path
 
