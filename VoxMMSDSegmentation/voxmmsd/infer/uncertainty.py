@@ -67,8 +67,8 @@ def warnings_for(record: Dict[str, Any]) -> List[Dict[str, str]]:
     if low is not None and low > MAX_LOW_FRACTION:
         out.append({"kind": KIND, "message": (
             f"Low confidence: {100 * low:.0f}% of the predicted tumour voxels are uncertain (mean confidence "
-            f"{record.get('mean_confidence', 0):.2f}). Check the boundaries, ET and the core carefully; such cases "
-            f"scored lower in cross-validation.")})
+            f"{record.get('mean_confidence', 0):.2f}): the network is unsure where the tumour and its parts are. "
+            f"Check the boundaries, ET and the core carefully before use.")})
     dis = record.get("tta_disagreement")
     if dis is not None and dis > MAX_TTA_DISAGREEMENT:
         out.append({"kind": KIND, "message": (
