@@ -8,8 +8,8 @@ Two signals, both measured inside the predicted tumour (where a user looks):
 * **TTA disagreement** (with ``--tta``, whole-crop pass): the share of voxels called tumour by
   some but not all mirrored passes, out of those called tumour by any.
 
-A warning (kind ``uncertainty``) is raised when either share exceeds its limit, or when the
-predicted tumour is tiny while many brain voxels are near the decision boundary.
+A warning (kind ``uncertainty``) is raised when either share exceeds its limit; an empty
+result gets one of kind ``no_tumour`` (a model that fails on an input often returns nothing).
 How far to trust it (docs/model-card.md, measured on out-of-fold and held-out cases): the
 share separates a weak model from a strong one (CPU reduced-scale models: 0.99-1.0 of the
 tumour low-confidence on every case; 1.0.0: 0.03-0.13), but within one model it did not
@@ -63,6 +63,11 @@ def summarise(confidence: Optional[np.ndarray], tumour: np.ndarray,
 def warnings_for(record: Dict[str, Any]) -> List[Dict[str, str]]:
     """``[{"kind": "uncertainty", "message": ...}]`` when the record says the result deserves a second look."""
     out = []
+    if record.get("tumour_voxels") == 0:
+        out.append({"kind": "no_tumour", "message": (
+            "No tumour was found. If this case has a tumour, the model failed on this input (a missing "
+            "sequence or an acquisition unlike its training data are the usual reasons); do not read "
+            "this as 'no tumour'.")})
     low = record.get("low_confidence_fraction")
     if low is not None and low > MAX_LOW_FRACTION:
         out.append({"kind": KIND, "message": (
