@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from voxmmsd.io.lock import FolderLock, FolderLockedError, lock_path, read_lock
+from voxmmsd.io.lock import FolderLock, FolderLockedError, lock_path, pid_alive, read_lock
 
 
 def test_lock_refuses_a_live_holder_and_releases(tmp_path):
@@ -40,3 +40,19 @@ def test_second_lock_in_another_process_is_refused(tmp_path):
         proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
         assert proc.returncode == 3, proc.stderr
         assert "in use by another VoxMMSD process" in proc.stdout
+
+
+def test_lock_of_an_exited_unreaped_process_is_stale(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        import time
+
+        for _ in range(100):  # wait for it to exit; it stays a zombie until wait()
+            if not pid_alive(child.pid):
+                break
+            time.sleep(0.05)
+        lock_path(tmp_path).write_text(json.dumps({"pid": child.pid}))
+        with FolderLock(tmp_path, "test") as lock:
+            assert lock.held
+    finally:
+        child.wait()

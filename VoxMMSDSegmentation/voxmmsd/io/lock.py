@@ -54,7 +54,17 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """A process that has exited but not been reaped by its parent still answers ``kill(pid, 0)``."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:  # no /proc (macOS) or gone
+        return False
+    state = stat.rsplit(")", 1)[-1].split()
+    return bool(state) and state[0] in ("Z", "X")
 
 
 def read_lock(folder: Path) -> Optional[Dict[str, Any]]:
