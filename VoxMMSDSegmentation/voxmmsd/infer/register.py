@@ -40,7 +40,7 @@ SAMPLING = 0.03
 class Registration:
     """A rigid transform mapping reference (fixed) physical points into the moving image, and its check."""
 
-    transform: sitk.Transform
+    transform: sitk.Euler3DTransform
     metric_identity: float
     metric_final: float
     iterations: int
