@@ -47,3 +47,16 @@ def test_inspect_bad_input_is_a_clear_message(tmp_path: Path) -> None:
     r = _run("inspect", str(tmp_path / "does-not-exist"))
     assert r.returncode == 1
     assert "Case folder not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_bare_register_does_not_swallow_the_case_folder() -> None:
+    from voxmmsd.cli.main import bare_options, build_parser
+
+    parser = build_parser()
+    args = parser.parse_args(bare_options(["segment", "--register", "cases/A", "--out", "o"]))
+    assert args.register == "on" and str(args.case) == "cases/A"
+    args = parser.parse_args(bare_options(["segment", "cases/A", "--out", "o", "--register"]))
+    assert args.register == "on"
+    args = parser.parse_args(bare_options(["segment", "--register", "off", "cases/A", "--out", "o"]))
+    assert args.register == "off" and str(args.case) == "cases/A"
+    assert parser.parse_args(["segment", "cases/A", "--out", "o"]).register == "auto"

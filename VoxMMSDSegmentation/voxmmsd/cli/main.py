@@ -38,9 +38,27 @@ def setup_logging(verbose: int = 0, quiet: bool = False) -> None:
                         datefmt="%H:%M:%S", stream=sys.stderr)
 
 
+#: options whose value is optional: a bare one means the value given here
+BARE_OPTIONS = {"--register": ("on", ("auto", "on", "off"))}
+
+
+def bare_options(argv: List[str]) -> List[str]:
+    """``--register CASE`` means ``--register=on CASE``: a bare option never swallows the next argument."""
+    out: List[str] = []
+    for i, token in enumerate(argv):
+        if token in BARE_OPTIONS:
+            bare, values = BARE_OPTIONS[token]
+            following = argv[i + 1] if i + 1 < len(argv) else None
+            if following is None or following.lower() not in values:
+                out.append(f"{token}={bare}")
+                continue
+        out.append(token)
+    return out
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(bare_options(list(sys.argv[1:] if argv is None else argv)))
     setup_logging(args.verbose, args.quiet)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -38,7 +38,7 @@ def add_parser(sub: Any) -> None:
                    help="how overlapping windows are blended (default: gaussian)")
     p.add_argument("--register", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
                    help="rigid co-registration onto T1c (mutual information): auto = when the grids differ "
-                        "(default), on (also a bare --register: then not directly before the case folder), "
+                        "(default), on (also a bare --register), "
                         "off = trust the scanner's coordinates")
     p.add_argument("--skull-strip", default="auto", choices=("auto", "on", "off"),
                    help="brain extraction (deepbet, needs PyTorch): auto = when the images do not look "
