@@ -17,18 +17,18 @@ from voxmmsd.nets.weights import save_weights
 
 
 def test_dice_rises_above_the_untrained_network(synthetic_dataset: Path, tmp_path: Path) -> None:
-    cfg = load_config(None, TINY_SETTINGS + ["train.iterations=80", "train.epoch_iters=40",
+    cfg = load_config(None, TINY_SETTINGS + ["train.iterations=120", "train.epoch_iters=60",
                                              "validation.at_start=true", "package.onnx=true"])
     run = tmp_path / "run"
     result = finetune(synthetic_dataset, run, cfg, device="cpu")
-    assert result.status == "done" and result.iteration == 80
+    assert result.status == "done" and result.iteration == 120
     untrained = result.history[0]
     assert untrained["iteration"] == 0 and untrained["loss"] is None
     assert result.best["dice"] > untrained["val_mean"] + 0.1, result.history
     assert result.best["regions"]["WT"] > untrained["val_WT"] + 0.2, result.history
 
     rows = list(csv.DictReader(open(run / "metrics.csv")))
-    assert [int(r["iteration"]) for r in rows] == [0, 40, 80]
+    assert [int(r["iteration"]) for r in rows] == [0, 60, 120]
     assert (run / "loss.png").stat().st_size > 1000 and (run / "log.txt").read_text()
     assert any((run / "tensorboard").iterdir())
     assert load_config(run / "config.yaml") == cfg
@@ -48,7 +48,7 @@ def test_dice_rises_above_the_untrained_network(synthetic_dataset: Path, tmp_pat
     assert kinds[0][0] == "preprocess" and ("finetune", "start") in kinds and kinds[-1] == ("finetune", "done")
     assert sum(1 for k in kinds if k == ("validate", "validation")) == 3
     prog = [e for e in events if e["event"] == "progress" and e["stage"] == "finetune"]
-    assert prog[-1]["iteration"] == 80 and set(prog[-1]["losses"]) == {"loss", "dice", "ce"} and "eta_s" in prog[-1]
+    assert prog[-1]["iteration"] == 120 and set(prog[-1]["losses"]) == {"loss", "dice", "ce"} and "eta_s" in prog[-1]
     assert events[-1]["outputs"]["model"] == str(run / "model")
 
 

@@ -162,12 +162,15 @@ def test_patch_stream_resumes_at_any_batch_with_workers(tmp_path: Path) -> None:
                         show_progress=False)
     folder, ids = tmp_path / "cache" / settings_key(pre, True), [c.case_id for c in cases]
 
-    def batches(start: int, workers: int, n: int) -> List[torch.Tensor]:
+    def batches(start: int, workers: int, n: int) -> List[Dict[str, torch.Tensor]]:
         stream = PatchStream(folder, ids, (16, 16, 16), 4, augment=True, seed=3).positioned(start, 2)
         it = iter(make_loader(stream, 2, workers, generator=torch.Generator().manual_seed(0)))
-        return [next(it)["image"] for _ in range(n)]
+        return [next(it) for _ in range(n)]
 
     whole = batches(0, 0, 5)
-    assert not torch.equal(whole[0], whole[1])
-    # a resume at batch 3, with two worker processes: the same batches as the uninterrupted stream
-    assert all(torch.equal(a, b) for a, b in zip(whole[3:], batches(3, 2, 2)))
+    assert not torch.equal(whole[0]["image"], whole[1]["image"])
+    # a resume at batch 3, with two worker processes: the same batches as the uninterrupted stream (the same
+    # draws; a worker runs torch on one thread, so resampled voxels may differ in the last float bit)
+    for a, b in zip(whole[3:], batches(3, 2, 2)):
+        assert torch.equal(a["label"], b["label"])
+        assert torch.allclose(a["image"], b["image"], rtol=0, atol=1e-5)

@@ -104,7 +104,7 @@ def test_icon_and_screenshots_exist_in_the_repository(entry, cmake):
     shots = [repo_file(u, entry) for u in cmake["EXTENSION_SCREENSHOTURLS"].split()]
     assert shots and all(p.is_file() and min(png_size(p)) >= 200 for p in shots)
     assert (ROOT / "docs" / "images" / "sample-qc.png") in shots  # the QC output at least
-    docs = " ".join((ROOT / "docs" / "slicer.md").read_text().replace("*", "").split())
+    docs = " ".join((ROOT / "docs" / "slicer.md").read_text(encoding="utf-8").replace("*", "").split())
     assert "none of them is a screenshot of a running Slicer" in docs  # said plainly
 
 
