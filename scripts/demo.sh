@@ -5,5 +5,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
 .venv/bin/voxmmsd inspect VoxMMSDSegmentation/Resources/Sample/BraTS18-sample
-.venv/bin/voxmmsd segment VoxMMSDSegmentation/Resources/Sample/BraTS18-sample --out out/sample "$@"
+# --overwrite: out/sample is this script's own folder, so a second run replaces the first one's result
+.venv/bin/voxmmsd segment VoxMMSDSegmentation/Resources/Sample/BraTS18-sample --out out/sample --overwrite "$@"
 echo "Done: see out/sample/ (report.json, qc.png, segmentation.seg.nrrd for Slicer)"
