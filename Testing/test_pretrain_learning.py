@@ -1,7 +1,7 @@
 """A small deterministic CPU pre-training run with the default head and loss: healthy? learning?
 
-Synthetic cases (voxmmsd.synthetic), the reduced network, K = 512 (the default), 200 iterations.
-Slow (minutes on a 2-core machine).
+Synthetic cases (voxmmsd.synthetic), the reduced network, K = 512 (the default), 600 iterations.
+Slow (about 3 minutes on an idle 2-core machine).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.loop import run_pretraining
 
 REDUCED = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=128", "workers=0",
-           "log_every=5", "checkpoint_every=1000", "deterministic=true", "iterations=200"]
+           "log_every=5", "checkpoint_every=1000", "deterministic=true", "iterations=600"]
 LN_K = math.log(512)
 
 
@@ -34,7 +34,7 @@ def run_events(tmp_path_factory):
 @pytest.mark.slow
 def test_default_distillation_stays_healthy(run_events):
     prog, warnings = run_events
-    assert len(prog) == 40 and not warnings
+    assert len(prog) == 120 and not warnings
     diag = [e["diagnostics"] for e in prog[4:]]  # after the warm-up
     t_ent = np.array([d["teacher_entropy"] for d in diag])
     s_ent = np.array([d["student_entropy"] for d in diag])
@@ -43,15 +43,16 @@ def test_default_distillation_stays_healthy(run_events):
     assert np.all(np.array([d["voxel_cosine"] for d in diag]) < 0.5)
     recon = np.array([e["losses"]["recon"] for e in prog])
     assert recon[-5:].mean() < recon[:5].mean()
-    # the distillation loss moves: first 30 vs last 50 iterations (measured 6.54 -> 6.18; ln K = 6.24)
+    # the distillation loss moves (ln K = 6.24)
     distill = np.array([e["losses"]["distill"] for e in prog])
     assert distill[-10:].mean() < distill[:6].mean() - 0.2
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 11: in 200 CPU iterations the loss only reaches ~ln K (6.18 over the "
-                                       "last 50), not 0.9 ln K; view-invariant features are learnt slowly")
 def test_default_distillation_falls_clearly_below_ln_k(run_events):
+    # measured on an idle 2-core machine: 6.43 over the first 100 iterations, 4.29 over the last 100
     prog, _ = run_events
     distill = np.array([e["losses"]["distill"] for e in prog])
-    assert distill[-6:].mean() < 0.9 * LN_K
+    assert distill[-20:].mean() < 0.9 * LN_K
+    t_ent = np.array([e["diagnostics"]["teacher_entropy"] for e in prog[-20:]])
+    assert np.all(t_ent < 0.8 * LN_K) and np.all(t_ent > 0.05 * LN_K)
