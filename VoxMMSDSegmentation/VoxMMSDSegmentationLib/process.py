@@ -18,6 +18,9 @@ import time
 from pathlib import Path
 from typing import IO, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
+from voxmmsd.io.lock import pid_alive as pid_alive  # one liveness test for the engine and Slicer
+from voxmmsd.io.lock import process_start_time as process_start_time
+
 log = logging.getLogger(__name__)
 
 WINDOWS = sys.platform.startswith("win")
@@ -205,53 +208,6 @@ def kill_tree(pid: int, also: Sequence[int] = ()) -> None:
             os.kill(p, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
-
-
-def process_start_time(pid: int) -> Optional[str]:
-    """An id of the process's start (Linux: clock ticks since boot), to tell a reused pid apart."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def pid_alive(pid: int, start_time: Optional[str] = None) -> bool:
-    """Whether ``pid`` runs (and, when ``start_time`` is known, is still the same process)."""
-    if pid <= 0:
-        return False
-    if WINDOWS:
-        return _windows_alive(pid)
-    stat_path = Path(f"/proc/{pid}/stat")
-    if stat_path.parent.parent.is_dir() and Path("/proc/self").exists():
-        try:
-            stat = stat_path.read_text()
-        except OSError:
-            return False
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] in ("Z", "X"):  # zombie: exited, not yet reaped
-            return False
-        return start_time is None or fields[19] == start_time
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _windows_alive(pid: int) -> bool:  # pragma: no cover - Windows only
-    import ctypes
-
-    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    code = ctypes.c_ulong()
-    ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-    kernel32.CloseHandle(handle)
-    return bool(ok) and code.value == 259  # STILL_ACTIVE
 
 
 def wait_gone(pid: int, timeout: float, start_time: Optional[str] = None) -> bool:

@@ -24,6 +24,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from voxmmsd.errors import InputError
+from voxmmsd.io.digest import sha256_file
 
 #: voxel spacing (mm) a brain MRI can have; outside: refused (a wrong header, or not an MRI of a head)
 SPACING_RANGE_MM: Tuple[float, float] = (0.1, 8.0)
@@ -474,22 +475,12 @@ def check_distinct(paths: Mapping[str, Path], names: Mapping[str, str]) -> None:
             continue
         digests: Dict[str, str] = {}
         for key in keys:
-            h = _digest(Path(paths[key]))
+            h = sha256_file(Path(paths[key]))
             for other, d in digests.items():
                 if d == h:
                     raise InputError(f"{names[other]} ({paths[other]}) and {names[key]} ({paths[key]}) are the same "
                                      f"file (identical bytes). Give each sequence its own image.")
             digests[key] = h
-
-
-def _digest(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(_CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_distinct_arrays(arrays: Mapping[str, np.ndarray], paths: Mapping[str, Path],

@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Dict, Optional, Type
+from typing import Any, Dict, List, Optional, Type
 
 from voxmmsd.errors import VoxMMSDError
 
@@ -34,37 +34,55 @@ def lock_path(folder: Path) -> Path:
     return Path(folder) / LOCK_NAME
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists on this machine."""
+def process_start_time(pid: int) -> Optional[str]:
+    """An id of the process's start (Linux: clock ticks since boot), to tell a reused pid apart; None elsewhere."""
+    fields = _proc_stat(pid)
+    return fields[19] if fields else None
+
+
+def _proc_stat(pid: int) -> Optional[List[str]]:
+    """The fields of ``/proc/PID/stat`` after the command name, or None (no /proc, or no such process)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def pid_alive(pid: int, start_time: Optional[str] = None) -> bool:
+    """Whether a process with this pid runs on this machine (and, given ``start_time``, is still the same one).
+
+    A process that has exited but not been reaped by its parent (a zombie) counts as gone.
+    """
     if pid <= 0:
         return False
     if sys.platform == "win32":  # pragma: no cover - exercised on Windows only
-        import ctypes
-
-        handle = ctypes.windll.kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-        if not handle:
+        return _windows_alive(pid)
+    if Path("/proc/self/stat").exists():
+        fields = _proc_stat(pid)
+        if not fields or fields[0] in ("Z", "X"):
             return False
-        code = ctypes.c_ulong()
-        ctypes.windll.kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        ctypes.windll.kernel32.CloseHandle(handle)
-        return code.value == 259  # STILL_ACTIVE
+        return start_time is None or fields[19] == start_time
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return not _is_zombie(pid)
+    return True
 
 
-def _is_zombie(pid: int) -> bool:
-    """A process that has exited but not been reaped by its parent still answers ``kill(pid, 0)``."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # no /proc (macOS) or gone
+def _windows_alive(pid: int) -> bool:  # pragma: no cover - Windows only
+    import ctypes
+
+    kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
         return False
-    state = stat.rsplit(")", 1)[-1].split()
-    return bool(state) and state[0] in ("Z", "X")
+    code = ctypes.c_ulong()
+    ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
+    kernel32.CloseHandle(handle)
+    return bool(ok) and code.value == 259  # STILL_ACTIVE
 
 
 def read_lock(folder: Path) -> Optional[Dict[str, Any]]:

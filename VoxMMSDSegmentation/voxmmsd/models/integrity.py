@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import struct
 from pathlib import Path
 from typing import Any, Dict, Mapping, Tuple
 
-CHUNK = 1 << 20
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of the file at ``path``."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
+from voxmmsd.io.digest import CHUNK as CHUNK  # re-exported: models, downloads and inputs share one hasher
+from voxmmsd.io.digest import sha256_file as sha256_file
 
 # -- does model.json describe the weights? ---------------------------------------------------
 
