@@ -72,3 +72,38 @@ def test_nested_choice_never_looks_at_the_fold_itself() -> None:
     assert choose_nested(scores, folds) == [0, 2, 2]
     tie = {c: {0: 0.5, 1: 0.5} for c in "abcd"}
     assert choose_nested(tie, folds) == [0, 0, 0]
+
+
+def test_cases_seen_by_reads_the_package_and_restrict_keeps_fold_positions(tmp_path: Path) -> None:
+    from voxmmsd.experiment.crossval import cases_seen_by, restrict_folds
+
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "model.json").write_text(json.dumps({"training": {"training_cases": ["b01", "a03"]}}))
+    assert cases_seen_by(pkg) == ["a03", "b01"]
+    assert cases_seen_by(pkg / "model.json") == ["a03", "b01"]
+    folds = [["a01", "a03"], ["b01"], ["b02", "c01"]]
+    assert restrict_folds(folds, ["a03", "b01"]) == [["a01"], [], ["b02", "c01"]]
+    (pkg / "model.json").write_text(json.dumps({"training": {"data": "somewhere"}}))
+    with pytest.raises(InputError, match="--exclude"):
+        cases_seen_by(pkg)
+    with pytest.raises(InputError, match="no such model.json"):
+        cases_seen_by(tmp_path / "nothing")
+
+
+def test_paired_difference_counts_wins_and_skips_unpaired_cases() -> None:
+    from voxmmsd.experiment.crossval import paired_difference
+
+    a = [{"case_id": f"c{i}", "region": "ET", "dice": 0.2 + 0.05 * i} for i in range(8)]
+    b = [{"case_id": f"c{i}", "region": "ET", "dice": 0.3 + 0.05 * i + 0.01 * (i % 3)} for i in range(8)]
+    b.append({"case_id": "only-b", "region": "ET", "dice": 1.0})
+    a.append({"case_id": "nan", "region": "ET", "dice": "nan"})
+    b.append({"case_id": "nan", "region": "ET", "dice": 0.9})
+    r = paired_difference(a, b, regions=("ET",))["ET"]
+    assert r["n"] == 8 and r["b_better"] == 8 and r["a_better"] == 0
+    assert r["mean_diff"] == pytest.approx(0.1 + 0.01 * np.mean([i % 3 for i in range(8)]))
+    assert r["wilcoxon_p"] < 0.01
+    swapped = paired_difference(b, a, regions=("ET",))["ET"]
+    assert swapped["mean_diff"] == pytest.approx(-r["mean_diff"]) and swapped["a_better"] == 8
+    same = paired_difference(a, a, regions=("ET",))["ET"]
+    assert same["mean_diff"] == 0 and np.isnan(same["wilcoxon_p"])

@@ -220,3 +220,19 @@ def test_constant_blending_is_selectable_and_recorded(package, oblique_case: Pat
     assert 0.9 < agree < 1.0, agree  # close, but the weights do change voxels at window borders
     with pytest.raises(Exception, match="Unknown blending"):
         Predictor(package, PredictorConfig(backend="onnx", blend="median"))
+
+
+def test_package_component_limit_is_the_default_and_an_explicit_value_wins(tmp_path: Path, oblique_case: Path) -> None:
+    from scipy import ndimage
+
+    pkg = load_package(build_tiny_package(tmp_path / "cc", inference={"min_component_ml": 1e6}))
+    files = find_case(oblique_case)
+    raw = Predictor(pkg, PredictorConfig(backend="torch", precision="fp32", min_component_ml=0.0)).predict_files(files)
+    cleaned = Predictor(pkg, PredictorConfig(backend="torch", precision="fp32")).predict_files(files)
+    assert raw.run["min_component_ml"] == 0.0 and cleaned.run["min_component_ml"] == 1e6
+    n_raw = ndimage.label(raw.label > 0, structure=np.ones((3, 3, 3)))[1]
+    n_clean = ndimage.label(cleaned.label > 0, structure=np.ones((3, 3, 3)))[1]
+    assert n_raw >= 1 and n_clean == 1  # every island gone, the largest kept
+    sizes = np.bincount(ndimage.label(raw.label > 0, structure=np.ones((3, 3, 3)))[0].ravel())[1:]
+    assert int((cleaned.label > 0).sum()) == int(sizes.max())
+    assert any("removed" in n for n in cleaned.run["notes"]) == (n_raw > 1)

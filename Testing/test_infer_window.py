@@ -123,3 +123,15 @@ def test_each_torchrun_rank_takes_its_own_gpu(monkeypatch) -> None:
     opts = provider_options(["CUDAExecutionProvider", "CPUExecutionProvider"], {"LOCAL_RANK": "3"})
     assert opts == [{"device_id": "1"}, {}]
     assert provider_options(["CPUExecutionProvider"], {"LOCAL_RANK": "3"}) == [{}]
+
+
+def test_keep_largest_never_removes_the_only_or_largest_lesion() -> None:
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[2:5, 2:5, 2:5] = 3  # 27 voxels: the largest
+    lab[15, 15, 15] = 2  # one voxel
+    lab[10:12, 17, 17] = 1  # two voxels
+    out, removed = remove_small_components(lab, 100, keep_largest=True)
+    assert removed == 2 and (out[2:5, 2:5, 2:5] == 3).all() and out.sum() == 27 * 3
+    alone, removed = remove_small_components(out, 100, keep_largest=True)
+    assert removed == 0 and np.array_equal(alone, out)  # a small tumour that is the only finding stays
+    assert remove_small_components(out, 100)[0].sum() == 0  # without the rule it would be erased

@@ -10,7 +10,12 @@
 ``run`` trains one model per fold on the other folds (``voxmmsd finetune``, no validation
 cases: the last weights, so no model selection touches the held-out fold), then segments the
 held-out cases with ``voxmmsd segment --batch --model FOLD/model`` (the shipped inference path,
-whole-crop pass) into ``OUT/NAME/pred/``. ``score`` runs ``voxmmsd evaluate`` over the pooled
+whole-crop pass) into ``OUT/NAME/pred/``.
+
+``--model M`` trains nothing and segments every held-out fold with the one model ``M``
+(the baseline arm of a warm-start comparison). ``--exclude-seen-by M`` (or ``--exclude
+ID,...``) keeps the cases ``M`` was trained on out of every held-out fold (they still train
+the fold models): needed when a recipe starts from ``M``. ``score`` runs ``voxmmsd evaluate`` over the pooled
 out-of-fold predictions and writes ``OUT/NAME/crossval.json`` (mean ± SD per region, see
 :func:`voxmmsd.experiment.crossval.summarise_folds`). Finished folds are kept when run again.
 """
@@ -78,18 +83,33 @@ def cmd_splits(args: argparse.Namespace) -> int:
     return 0
 
 
+def excluded(args: argparse.Namespace) -> List[str]:
+    """The case ids kept out of the held-out folds (``--exclude``, ``--exclude-seen-by``)."""
+    from voxmmsd.experiment.crossval import cases_seen_by
+
+    ids = [c.strip() for c in (args.exclude or "").split(",") if c.strip()]
+    if args.exclude_seen_by:
+        ids += cases_seen_by(args.exclude_seen_by)
+    return sorted(set(ids))
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    from voxmmsd.experiment.crossval import read_splits, training_ids
+    from voxmmsd.experiment.crossval import read_splits, restrict_folds, training_ids
 
     folds = read_splits(args.splits)
+    held_folds = restrict_folds(folds, excluded(args))
     dirs = case_folders(args.data)
     exp = Path(args.out) / args.name
     exp.mkdir(parents=True, exist_ok=True)
     which = [int(v) for v in args.folds.split(",")] if args.folds else list(range(len(folds)))
     timings = json.loads((exp / "timings.json").read_text()) if (exp / "timings.json").exists() else {}
     for k in which:
+        if not held_folds[k]:
+            log.info("fold %d: every case is excluded; nothing to hold out", k)
+            continue
         run = exp / f"fold{k}"
-        if not (run / "model" / "model.json").exists():
+        model = Path(args.model) if args.model else run / "model"
+        if not args.model and not (model / "model.json").exists():
             cmd = [VOXMMSD, "-q", "finetune", "--data", str(args.data), "--out", str(run), "--device", args.device,
                    "--train", ",".join(training_ids(folds, k)), "--val", "0"]
             if args.config:
@@ -97,11 +117,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             for s in args.set:
                 cmd += ["--set", s]
             timings[f"fold{k}_train_s"] = round(_sh(cmd, exp / "log.txt"), 1)
-        held = link_cases(dirs, folds[k], exp / "inputs" / f"fold{k}")
+        held = link_cases(dirs, held_folds[k], exp / "inputs" / f"fold{k}")
         if args.no_segment:
             continue
         seg = [VOXMMSD, "-q", "segment", "--batch", str(held), "--out", str(exp / "pred"), "--model",
-               str(run / "model"), "--device", args.device, "--progress", "none", "--no-qc"] + args.segment
+               str(model), "--device", args.device, "--progress", "none", "--no-qc"] + args.segment
         timings[f"fold{k}_segment_s"] = round(_sh(seg, exp / "log.txt"), 1)
         (exp / "timings.json").write_text(json.dumps(timings, indent=1))
     return 0
@@ -126,15 +146,20 @@ def cmd_variant(args: argparse.Namespace) -> int:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from voxmmsd.experiment.crossval import format_table, read_splits, summarise_folds
+    from voxmmsd.experiment.crossval import format_table, read_splits, restrict_folds, summarise_folds
     from voxmmsd.metrics.report import read_csv
 
-    folds = read_splits(args.splits)
+    drop = excluded(args)
+    folds = [f for f in restrict_folds(read_splits(args.splits), drop) if f]
     exp = Path(args.out) / args.name
     exp.mkdir(parents=True, exist_ok=True)
     pred = Path(args.pred) if args.pred else exp / "pred"
     ev = exp / (args.eval_name or "eval")
-    _sh([VOXMMSD, "-q", "evaluate", "--pred", str(pred), "--ref", str(args.data), "--out", str(ev),
+    ref = Path(args.data)
+    if drop:  # score exactly the held-out cases that remain: an excluded case is not a missing prediction
+        dirs = case_folders(args.data)
+        ref = link_cases(dirs, sorted(c for f in folds for c in f), exp / f"ref-{ev.name}")
+    _sh([VOXMMSD, "-q", "evaluate", "--pred", str(pred), "--ref", str(ref), "--out", str(ev),
          "--missing", "worst", "--no-subregions"], exp / "log.txt")
     rows = read_csv(ev / "per_case.csv")
     summary = summarise_folds(rows, folds)
@@ -144,7 +169,7 @@ def cmd_score(args: argparse.Namespace) -> int:
         sub = [[c for c in f if sources.get(c) == src] for f in folds]
         by_source[src] = summarise_folds(rows, [f for f in sub if f])
     (ev / "crossval.json").write_text(json.dumps({"name": args.name, "pred": str(pred), "summary": summary,
-                                                  "by_source": by_source}, indent=1))
+                                                  "by_source": by_source, "excluded": drop}, indent=1))
     print(format_table(summary))
     for src, summ in by_source.items():
         print(f"\n{src} cases only:\n{format_table(summ)}")
@@ -163,58 +188,100 @@ def _read_label(path: Path):
 
 
 def cmd_postprocess(args: argparse.Namespace) -> int:
-    """Choose the ET -> NETC volume limit per fold on the other folds' out-of-fold predictions, apply it."""
+    """Choose a post-processing limit per fold on the other folds' out-of-fold predictions, apply it.
+
+    ``--kind et``: a predicted ET under the limit (mL) becomes NETC, chosen on the mean TC and
+    ET Dice. ``--kind components``: tumour components under the limit are removed, chosen on
+    the mean lesion-wise Dice of WT, TC and ET (the BraTS 2023 ranking metric, the one small
+    false-positive islands hurt). Limit 0 is "off".
+    """
     import numpy as np
     import SimpleITK as sitk
-    from voxmmsd.experiment.crossval import choose_nested, read_splits
-    from voxmmsd.finetune.validate import region_dice
-    from voxmmsd.infer.postprocess import min_component_voxels, small_et_to_netc
+    from voxmmsd.experiment.crossval import choose_nested, read_splits, restrict_folds
+    from voxmmsd.infer.postprocess import min_component_voxels, remove_small_components, small_et_to_netc
+    from voxmmsd.io.discovery import find_case
+    from voxmmsd.metrics.evaluate import evaluate_case
 
-    folds = read_splits(args.splits)
+    folds = [f for f in restrict_folds(read_splits(args.splits), excluded(args)) if f]
     dirs = case_folders(args.data)
     exp = Path(args.out) / args.name
     limits = [float(v) for v in args.limits.split(",")]
+    def apply(label, n):  # the product's own rules (voxmmsd.infer.predictor)
+        return small_et_to_netc(label, n) if args.kind == "et" else remove_small_components(label, n, keep_largest=True)
+
+    regions = ("WT", "TC", "ET")
     scores: Dict[str, Dict[float, float]] = {}
-    dices: Dict[str, Dict[float, Dict[str, float]]] = {}
+    result: Dict[str, Dict[float, Dict[str, Dict[str, float]]]] = {}
     cache = {}
     for c in sorted(c for f in folds for c in f):
-        seg = exp / "pred" / c / "segmentation.nii.gz"
-        from voxmmsd.io.discovery import find_case
-
-        img, pred = _read_label(seg)
+        img, pred = _read_label(exp / "pred" / c / "segmentation.nii.gz")
         _, ref = _read_label(find_case(dirs[c]).label)
         voxel_ml = float(np.prod(img.GetSpacing())) / 1000.0
-        scores[c], dices[c] = {}, {}
+        scores[c], result[c] = {}, {}
         for lim in limits:
-            out, _ = small_et_to_netc(pred, min_component_voxels(lim, voxel_ml))
-            d = region_dice(out, ref)
-            scores[c][lim] = (d["TC"] + d["ET"]) / 2.0
-            dices[c][lim] = d
+            out, _ = apply(pred, min_component_voxels(lim, voxel_ml))
+            ev = evaluate_case(out, ref, img.GetSpacing())
+            result[c][lim] = {r: {"dice": ev[r]["dice"], "lesion_dice": ev[r]["lesion_dice"]} for r in regions}
+            scores[c][lim] = (float(np.mean([ev[r]["dice"] for r in ("TC", "ET")])) if args.kind == "et"
+                              else float(np.mean([ev[r]["lesion_dice"] for r in regions])))
         cache[c] = (img, pred, voxel_ml)
+        log.info("%s: %s", c, {lim: round(v, 3) for lim, v in scores[c].items()})
     chosen = choose_nested(scores, folds)
-    dest = exp / "pred-pp"
+    dest = exp / f"pred-pp-{args.kind}"
     applied = {}
     for k, f in enumerate(folds):
         for c in f:
-            applied[c] = dices[c][chosen[k]]
+            applied[c] = result[c][chosen[k]]
             if not args.write:
                 continue
             img, pred, voxel_ml = cache[c]
-            out, _ = small_et_to_netc(pred, min_component_voxels(chosen[k], voxel_ml))
+            out, _ = apply(pred, min_component_voxels(chosen[k], voxel_ml))
             (dest / c).mkdir(parents=True, exist_ok=True)
             o = sitk.GetImageFromArray(out)
             o.CopyInformation(img)
             sitk.WriteImage(o, str(dest / c / "segmentation.nii.gz"), True)
-    nested = {r: {"mean": float(np.mean([applied[c][r] for c in applied])),
-                  "sd_cases": float(np.std([applied[c][r] for c in applied], ddof=1)),
-                  "without": float(np.mean([dices[c][0.0][r] for c in applied])) if 0.0 in limits else None}
-              for r in ("WT", "TC", "ET")}
-    record = {"limits_ml": limits, "chosen_ml_per_fold": chosen, "nested_dice": nested,
-              "per_case_dice_applied": applied,
-              "mean_tc_et_dice_by_limit": {str(lim): float(np.mean([scores[c][lim] for c in scores]))
-                                           for lim in limits}}
-    (exp / "postprocess.json").write_text(json.dumps(record, indent=1))
-    print(json.dumps(record, indent=1))
+
+    def stats(r: str, m: str) -> Dict[str, object]:
+        vals = [applied[c][r][m] for c in applied]
+        off = float(np.mean([result[c][limits[0]][r][m] for c in applied])) if limits[0] == 0.0 else None
+        return {"applied": float(np.mean(vals)), "sd_cases": float(np.std(vals, ddof=1)), "without": off}
+
+    nested = {r: {m: stats(r, m) for m in ("dice", "lesion_dice")} for r in regions}
+    record = {"kind": args.kind, "limits_ml": limits, "chosen_ml_per_fold": chosen, "nested": nested,
+              "criterion": "mean TC, ET Dice" if args.kind == "et" else "mean WT, TC, ET lesion-wise Dice",
+              "per_case_applied": applied, "excluded": excluded(args),
+              "mean_criterion_by_limit": {str(lim): float(np.mean([scores[c][lim] for c in scores]))
+                                          for lim in limits}}
+    name = "postprocess.json" if args.kind == "et" else f"postprocess-{args.kind}.json"
+    (exp / name).write_text(json.dumps(record, indent=1))
+    print(json.dumps({k: v for k, v in record.items() if k != "per_case_applied"}, indent=1))
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Paired comparison of two scored recipes (``NAME[:EVAL]``), B minus A, over the cases both scored."""
+    from voxmmsd.experiment.crossval import paired_difference
+    from voxmmsd.metrics.report import read_csv
+
+    def rows(item: str):
+        name, _, ev = item.partition(":")
+        return read_csv(Path(args.out) / name / (ev or "eval") / "per_case.csv")
+
+    sources = json.loads(Path(args.splits).read_text(encoding="utf-8")).get("sources", {}) if args.splits else {}
+    a, b = rows(args.a), rows(args.b)
+    if args.source:
+        a = [r for r in a if sources.get(r.get("case_id")) == args.source]
+        b = [r for r in b if sources.get(r.get("case_id")) == args.source]
+    record = {m: paired_difference(a, b, metric=m) for m in ("dice", "lesion_dice", "hd95_mm")}
+    print(f"{args.b} minus {args.a}" + (f" ({args.source} cases)" if args.source else ""))
+    print("| metric | region | n | A | B | B - A (SD) | B better / A better | Wilcoxon p |")
+    print("|---|---|---|---|---|---|---|---|")
+    for m, per in record.items():
+        for region, r in per.items():
+            print(f"| {m} | {region} | {r['n']} | {r['mean_a']:.3f} | {r['mean_b']:.3f} | {r['mean_diff']:+.3f} "
+                  f"({r['sd_diff']:.3f}) | {r['b_better']} / {r['a_better']} | {r['wilcoxon_p']:.3g} |")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"a": args.a, "b": args.b, "source": args.source, **record}, indent=1))
     return 0
 
 
@@ -258,7 +325,12 @@ def main(argv: List[str]) -> int:
         r.add_argument("--out", type=Path, required=True)
         r.add_argument("--name", required=True)
         r.set_defaults(func=func)
+    for name in ("run", "score", "postprocess"):
+        sub.choices[name].add_argument("--exclude", help="comma-separated case ids never held out (nor scored)")
+        sub.choices[name].add_argument("--exclude-seen-by", type=Path, metavar="MODEL",
+                                       help="also exclude the cases this model package was trained on")
     run = sub.choices["run"]
+    run.add_argument("--model", type=Path, help="segment every held-out fold with this model (no training)")
     run.add_argument("--config", type=Path)
     run.add_argument("--set", action="append", default=[])
     run.add_argument("--folds", help="comma-separated fold indices (default: all)")
@@ -276,6 +348,14 @@ def main(argv: List[str]) -> int:
     v.add_argument("--name", required=True)
     v.add_argument("--device", default="cpu")
     v.set_defaults(func=cmd_variant)
+    c = sub.add_parser("compare")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--splits", type=Path, help="split file (needed with --source)")
+    c.add_argument("--source", help="only the cases of this source (e.g. extra)")
+    c.add_argument("--json", type=Path, help="also write the comparison here")
+    c.add_argument("a", help="NAME or NAME:EVAL_FOLDER (the baseline)")
+    c.add_argument("b", help="NAME or NAME:EVAL_FOLDER (the candidate)")
+    c.set_defaults(func=cmd_compare)
     t = sub.add_parser("table")
     t.add_argument("--out", type=Path, required=True)
     t.add_argument("--source", help="only the cases of this source (e.g. extra)")
@@ -284,7 +364,9 @@ def main(argv: List[str]) -> int:
     sub.choices["postprocess"].add_argument("--limits", default="0,0.1,0.25,0.5,1,2",
                                             help="ET volume limits (mL) to choose from (0 = off)")
     sub.choices["postprocess"].add_argument("--write", action="store_true",
-                                            help="also write the post-processed predictions to NAME/pred-pp")
+                                            help="also write the post-processed predictions to NAME/pred-pp-KIND")
+    sub.choices["postprocess"].add_argument("--kind", choices=("et", "components"), default="et",
+                                            help="et: small ET -> NETC; components: remove small components")
     args = p.parse_args(argv)
     return int(args.func(args) or 0)
 

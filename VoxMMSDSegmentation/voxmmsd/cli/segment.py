@@ -43,7 +43,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--skull-strip", default="auto", choices=("auto", "on", "off"),
                    help="brain extraction (deepbet, needs PyTorch): auto = when the images do not look "
                         "skull-stripped (default; refuses when it cannot run), on, off")
-    p.add_argument("--min-component-ml", type=float, default=0.0, help="remove tumour components smaller than this")
+    p.add_argument("--min-component-ml", type=float, default=None,
+                   help="remove tumour components smaller than this many mL, the largest always kept "
+                        "(default: the model's own setting, inference.min_component_ml; 0 = off)")
     p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
                    help="label values of the NIfTI output (legacy: ET = 4)")
     p.add_argument("--no-qc", action="store_true", help="do not write qc.png")

@@ -68,6 +68,32 @@ def read_splits(path: Path) -> List[List[str]]:
     return folds
 
 
+def cases_seen_by(model_json: Path) -> List[str]:
+    """The labelled cases a model package was trained on (``training.training_cases`` of its ``model.json``).
+
+    A model used as the starting point of a recipe has seen these cases, so they cannot be
+    held out when the recipe is cross-validated; raises :class:`InputError` when the package
+    does not record them.
+    """
+    path = Path(model_json)
+    if path.is_dir():
+        path = path / "model.json"
+    try:
+        cases = json.loads(path.read_text(encoding="utf-8"))["training"]["training_cases"]
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such model.json (give a model package folder).") from None
+    except (ValueError, KeyError, TypeError):
+        raise InputError(f"{path} does not list its training cases (training.training_cases), so the cases "
+                         f"it saw cannot be held out; give them with --exclude ID,ID,...") from None
+    return sorted(str(c) for c in cases)
+
+
+def restrict_folds(folds: Sequence[Sequence[str]], exclude: Iterable[str]) -> List[List[str]]:
+    """The folds without the ``exclude`` cases (kept in place, so fold k stays fold k; a fold may become empty)."""
+    drop = set(exclude)
+    return [[c for c in f if c not in drop] for f in folds]
+
+
 def _float(value: Any) -> float:
     try:
         return float(value)
@@ -131,3 +157,31 @@ def choose_nested(scores: Mapping[str, Mapping[Any, float]], folds: Sequence[Seq
         means = [float(np.mean([scores[c][s] for c in others])) for s in settings]
         chosen.append(settings[int(np.argmax(means))])
     return chosen
+
+
+def paired_difference(rows_a: Iterable[Mapping[str, Any]], rows_b: Iterable[Mapping[str, Any]],
+                      metric: str = "dice", regions: Sequence[str] = ("WT", "TC", "ET")) -> Dict[str, Dict[str, Any]]:
+    """Per region, B minus A over the cases both scored: mean and SD of the differences, wins, Wilcoxon p.
+
+    ``rows_a`` / ``rows_b``: per-case rows as in ``per_case.csv``. Cases scored by only one of
+    the two, or with a NaN score in either, are left out (and counted in ``n``).
+    """
+    from scipy.stats import wilcoxon
+
+    def table(rows: Iterable[Mapping[str, Any]]) -> Dict[tuple, float]:
+        return {(str(r.get("case_id")), str(r.get("region"))): _float(r.get(metric)) for r in rows}
+
+    a, b = table(rows_a), table(rows_b)
+    out: Dict[str, Dict[str, Any]] = {}
+    for region in regions:
+        keys = sorted(k for k in a if k[1] == region and k in b and np.isfinite(a[k]) and np.isfinite(b[k]))
+        d = np.array([b[k] - a[k] for k in keys])
+        p = float("nan")
+        if len(d) >= 2 and np.any(d != 0):
+            p = float(wilcoxon(d).pvalue)
+        out[region] = {"n": len(d), "mean_a": float(np.mean([a[k] for k in keys])) if keys else float("nan"),
+                       "mean_b": float(np.mean([b[k] for k in keys])) if keys else float("nan"),
+                       "mean_diff": float(np.mean(d)) if len(d) else float("nan"),
+                       "sd_diff": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
+                       "b_better": int(np.sum(d > 0)), "a_better": int(np.sum(d < 0)), "wilcoxon_p": p}
+    return out

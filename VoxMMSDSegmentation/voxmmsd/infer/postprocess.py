@@ -14,9 +14,12 @@ def argmax_labels(logits: np.ndarray) -> np.ndarray:
     return np.argmax(logits, axis=0).astype(np.uint8)
 
 
-def remove_small_components(label: np.ndarray, min_voxels: int) -> Tuple[np.ndarray, int]:
+def remove_small_components(label: np.ndarray, min_voxels: int,
+                            keep_largest: bool = False) -> Tuple[np.ndarray, int]:
     """Set to 0 every 26-connected tumour component (any label > 0) smaller than ``min_voxels``.
 
+    With ``keep_largest`` the largest component is never removed, so a small tumour that is
+    the only finding survives (the product's rule: islands go, the lesion stays).
     Returns the cleaned label map and the number of components removed.
     """
     if min_voxels <= 1 or not label.any():
@@ -27,6 +30,8 @@ def remove_small_components(label: np.ndarray, min_voxels: int) -> Tuple[np.ndar
     sizes = np.bincount(comps.ravel(), minlength=n + 1)
     small = np.flatnonzero(sizes < min_voxels)
     small = small[small > 0]
+    if keep_largest and n:
+        small = small[small != 1 + int(np.argmax(sizes[1:]))]
     if small.size == 0:
         return label, 0
     out = label.copy()

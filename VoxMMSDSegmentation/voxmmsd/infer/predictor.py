@@ -54,7 +54,9 @@ class PredictorConfig:
     blend: str = "gaussian"  # how overlapping windows are blended: gaussian | constant
     #: fraction of the available memory a whole-crop pass on the CPU may use
     memory_fraction: float = 0.6
-    min_component_ml: float = 0.0
+    #: tumour components smaller than this (mL) are removed, the largest always kept;
+    #: None: the package's ``inference.min_component_ml`` (else 0)
+    min_component_ml: Optional[float] = None
     #: a predicted ET smaller than this (mL) becomes NETC; None: the package's ``inference.min_et_ml`` (else 0)
     min_et_ml: Optional[float] = None
     #: measure how sure the network was (report ``uncertainty``, warnings); costs the on-device argmax
@@ -150,6 +152,8 @@ class Predictor:
         self.fallback_notes: List[str] = []
         self.output = str(inf.get("output", "classes"))
         self.min_et_ml = float(inf.get("min_et_ml", 0.0)) if self.config.min_et_ml is None else self.config.min_et_ml
+        self.min_component_ml = (float(inf.get("min_component_ml", 0.0)) if self.config.min_component_ml is None
+                                 else self.config.min_component_ml)
         self._tta_masks: List[np.ndarray] = []
 
     # -- running the network -------------------------------------------------------------
@@ -245,11 +249,12 @@ class Predictor:
             label, relabelled = small_et_to_netc(label, n_et)
             if relabelled:
                 removed_note.append(f"ET of {relabelled} voxel(s), under {self.min_et_ml} mL, relabelled NETC")
-        n_min = min_component_voxels(self.config.min_component_ml, case.geometry.voxel_volume_ml)
+        n_min = min_component_voxels(self.min_component_ml, case.geometry.voxel_volume_ml)
         if n_min:
-            label, removed = remove_small_components(label, n_min)
+            label, removed = remove_small_components(label, n_min, keep_largest=True)
             if removed:
-                removed_note.append(f"removed {removed} component(s) smaller than {self.config.min_component_ml} mL")
+                removed_note.append(f"removed {removed} component(s) smaller than {self.min_component_ml} mL "
+                                    f"(the largest is always kept)")
         t3 = time.perf_counter()
         if progress:
             progress("done", 1, 1)
@@ -259,7 +264,8 @@ class Predictor:
                                                                             if a not in case.alerts]
         run = dict(self.backend.describe())
         run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "blend": self.config.blend,
-                    "output": self.output, "min_et_ml": self.min_et_ml, "notes": removed_note})
+                    "output": self.output, "min_et_ml": self.min_et_ml,
+                    "min_component_ml": self.min_component_ml, "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
                   "resampled": dict(case.resampled), "preparation": dict(case.preparation)}
