@@ -48,7 +48,11 @@ def _sh(cmd: List[str], log_path: Path) -> float:
 
 
 def link_cases(case_dirs: Dict[str, Path], ids: List[str], folder: Path) -> Path:
+    """``folder`` holding exactly a link per case of ``ids`` (links left from an earlier selection are removed)."""
     folder.mkdir(parents=True, exist_ok=True)
+    for stale in folder.iterdir():
+        if stale.is_symlink() and stale.name not in ids:
+            stale.unlink()
     for c in ids:
         link = folder / c
         if not link.exists():
@@ -129,9 +133,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_variant(args: argparse.Namespace) -> int:
     """Segment a variant of the cases (e.g. one sequence left out) with each case's out-of-fold model."""
-    from voxmmsd.experiment.crossval import read_splits
+    from voxmmsd.experiment.crossval import read_splits, restrict_folds
 
-    folds = read_splits(args.splits)
+    folds = restrict_folds(read_splits(args.splits), excluded(args))
     exp = Path(args.out) / args.name
     present = {p.name: p for p in Path(args.variant).iterdir() if p.is_dir()}
     for k, fold in enumerate(folds):
@@ -139,8 +143,9 @@ def cmd_variant(args: argparse.Namespace) -> int:
         if not ids:
             continue
         held = link_cases(present, ids, exp / f"inputs-{args.pred_name}" / f"fold{k}")
+        model = Path(args.model) if args.model else exp / f"fold{k}" / "model"
         _sh([VOXMMSD, "-q", "segment", "--batch", str(held), "--out", str(exp / args.pred_name), "--model",
-             str(exp / f"fold{k}" / "model"), "--device", args.device, "--progress", "none", "--no-qc"],
+             str(model), "--device", args.device, "--progress", "none", "--no-qc"],
             exp / "log.txt")
     return 0
 
@@ -347,6 +352,9 @@ def main(argv: List[str]) -> int:
     v.add_argument("--out", type=Path, required=True)
     v.add_argument("--name", required=True)
     v.add_argument("--device", default="cpu")
+    v.add_argument("--model", type=Path, help="segment every fold with this model (the baseline arm)")
+    v.add_argument("--exclude", help="comma-separated case ids never held out")
+    v.add_argument("--exclude-seen-by", type=Path, metavar="MODEL", help="also exclude the cases this model saw")
     v.set_defaults(func=cmd_variant)
     c = sub.add_parser("compare")
     c.add_argument("--out", type=Path, required=True)

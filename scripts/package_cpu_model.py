@@ -2,7 +2,8 @@
 """Re-package a fine-tuning run's model for shipping: float16 weights, ONNX, a name that says what it is.
 
   scripts/package_cpu_model.py RUN/model Resources/models/voxmmsd-brats-default/2.0.0 \
-      --name "..." --description "..." [--metrics docs/results/crossval/summary.json]
+      --name "..." --description "..." [--metrics docs/results/crossval/summary.json] \
+      [--version 2.1.0] [--inference min_component_ml=10] [--training-extra FILE.json]
 
 The weights are rounded to float16 (computation stays float32) and both SHA-256 sums are
 recorded in model.json, as for every package; the run's training record is kept.
@@ -25,16 +26,30 @@ def main(argv) -> int:
     p.add_argument("--name", required=True)
     p.add_argument("--description", required=True)
     p.add_argument("--metrics", type=Path, help="JSON file whose content becomes model.json's metrics")
+    p.add_argument("--version", help="the package's version (default: the run's package.version)")
+    p.add_argument("--inference", action="append", default=[], metavar="KEY=VALUE",
+                   help="an inference default of the package (value read as YAML), e.g. min_component_ml=10")
+    p.add_argument("--training-extra", type=Path, help="JSON object merged into model.json's training record")
     args = p.parse_args(argv)
+    import yaml
     from voxmmsd.models.package import load_package, save_package
 
     pkg = load_package(args.source)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8")) if args.metrics else pkg.meta.get("metrics", {})
+    inference = dict(pkg.inference)
+    for item in args.inference:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--inference {item!r}: give KEY=VALUE")
+        inference[key.strip()] = yaml.safe_load(value)
+    training = dict(pkg.meta.get("training", {}))
+    if args.training_extra:
+        training.update(json.loads(args.training_extra.read_text(encoding="utf-8")))
     save_package(args.dest, pkg.load_state_dict(), pkg.unet_config(), pkg.preprocessing, model_id=pkg.id,
-                 version=pkg.version, sequences=pkg.sequences, tolerates_missing=pkg.tolerates_missing,
-                 training=pkg.meta.get("training", {}), metrics=metrics, export_onnx=True,
+                 version=args.version or pkg.version, sequences=pkg.sequences,
+                 tolerates_missing=pkg.tolerates_missing, training=training, metrics=metrics, export_onnx=True,
                  description=args.description, name=args.name, license=pkg.meta.get("license", ""),
-                 citation=pkg.meta.get("citation", ""), inference=pkg.inference, half_precision=True)
+                 citation=pkg.meta.get("citation", ""), inference=inference, half_precision=True)
     out = load_package(args.dest)
     print(f"{out.summary()} -> {args.dest}: {json.dumps(out.meta['files'])}")
     return 0
