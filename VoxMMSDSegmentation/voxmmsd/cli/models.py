@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     from voxmmsd.models import cache
-    from voxmmsd.models.catalog import bundled, catalog_path, load_catalog, resources_dir
+    from voxmmsd.models.catalog import bundled, bundled_versions, catalog_path, load_catalog, resources_dir
 
     out = [f"Catalog ({catalog_path()}):"]
     entries = load_catalog()
@@ -49,7 +49,12 @@ def _list(args: argparse.Namespace) -> int:
     out.append(f"Bundled ({resources_dir()}):")
     found = [p for p in sorted(resources_dir().iterdir()) if p.is_dir() and bundled(p.name)] \
         if resources_dir().is_dir() else []
-    out += [f"  {p.name}" for p in found] or ["  (none)"]
+    for p in found:
+        for version, folder, default in bundled_versions(p.name):
+            note = f"  (default: --model {p.name})" if default else ""
+            out.append(f"  {p.name}@{version:10s} {folder}{note}")
+    if not found:
+        out.append("  (none)")
     out.append(f"Installed ({cache.models_dir()}):")
     out += [f"  {i}@{v}  {p}" for i, v, p in cache.installed()] or ["  (none)"]
     sys.stdout.write("\n".join(out) + "\n")
@@ -59,8 +64,14 @@ def _list(args: argparse.Namespace) -> int:
 def _install(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from voxmmsd.models.catalog import install
+    from voxmmsd.models.catalog import bundled, install, split_spec
 
+    mid, ver = split_spec(args.model)
+    here = bundled(mid, ver) if ver else None
+    if here is not None:  # nothing to download: say how to use it
+        sys.stdout.write(f"{mid}@{ver} is bundled with VoxMMSD ({here}); nothing to install. "
+                         f"Use it with --model {mid}@{ver}.\n")
+        return 0
     bar = tqdm(unit="B", unit_scale=True, desc=args.model)
 
     def progress(done: int, total: Any) -> None:

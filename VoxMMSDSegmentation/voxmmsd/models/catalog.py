@@ -123,6 +123,25 @@ def bundled(model_id: str, version: Optional[str] = None) -> Optional[Path]:
     return None
 
 
+def bundled_versions(model_id: str) -> List[Tuple[str, Path, bool]]:
+    """``(version, folder, is_default)`` of every bundled version of ``model_id``, oldest first.
+
+    The default is the package at ``Resources/models/<id>/`` itself (what ``--model <id>``
+    gives); the others sit in one sub-folder each and are chosen with ``<id>@<version>``.
+    """
+    safe_name(model_id, "id")
+    base = resources_dir() / model_id
+    found: List[Tuple[str, Path, bool]] = []
+    if (base / MODEL_JSON).is_file():
+        found.append((str(json.loads((base / MODEL_JSON).read_text(encoding="utf-8")).get("version")), base, True))
+    if base.is_dir():
+        for sub in base.iterdir():
+            if (sub / MODEL_JSON).is_file():
+                found.append((sub.name, sub, False))
+    default = bundled(model_id)
+    return sorted(((v, p, p == default) for v, p, _ in found), key=lambda t: cache._version_key(t[0]))
+
+
 def resolve_model(spec: Optional[str] = None) -> ModelPackage:
     """A verified package from a folder path, or from an id (bundled first, then the user cache)."""
     spec = spec or DEFAULT_MODEL
