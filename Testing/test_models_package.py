@@ -45,13 +45,13 @@ def tiny_state(seed: int = 0, num_classes: int = 4, in_channels: int = 4):
 
 
 def build_tiny_package(folder: Path, *, seed: int = 0, model_id: str = "tiny", version: str = "0.1",
-                       tolerates_missing: bool = False, export_onnx: bool = True, **kwargs) -> Path:
+                       tolerates_missing: bool = False, export_onnx: bool = True, training=None, **kwargs) -> Path:
     from voxmmsd.preprocessing import PreprocessConfig
 
     state, cfg = tiny_state(seed)
     return save_package(folder, state, cfg, PreprocessConfig(), model_id=model_id, version=version,
                         tolerates_missing=tolerates_missing, export_onnx=export_onnx,
-                        training={"data": "synthetic"}, metrics={"dice_wt": 0.0}, **kwargs)
+                        training=training or {"data": "synthetic"}, metrics={"dice_wt": 0.0}, **kwargs)
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,17 @@
 #   scripts/evaluate_default_model.sh [DATA] [OUT] [MODE]
 #     DATA  the development data (default ../shared/data: brats2018/ and extra/)
 #     OUT   working folder (default out/default-model-eval)
-#     MODE  held-out (default): the bundled default model (MODEL, default voxmmsd-brats-default;
-#             MODEL=voxmmsd-brats-default@2.0.0 for the CPU model) on the 10 extra/ cases no
-#             bundled model was selected on, as they are and as simulated 5 mm thick-slice exams;
-#             then the 3 brats2018 validation cases of 1.0.0 with each sequence left out
+#     MODE  warmstart (default): the numbers of the default model 2.1.0 — the 5-fold
+#             cross-validation of its recipe (1.0.0 continued on the other folds,
+#             scripts/recipes/cpu-warm-2.1.0.yaml; trains 5 full-size models, about 75 minutes
+#             on 2 CPU cores) against 1.0.0 as it is, on the 13 cases 1.0.0 never trained on;
+#             the nested component-filter choice; plain and TTA inference (1.0.0) for accuracy
+#             against time; simulated 5 mm exams and each sequence left out (10 extra/ cases)
+#           held-out: a bundled model (MODEL, default voxmmsd-brats-default@1.0.0;
+#             MODEL=voxmmsd-brats-default@2.0.0 for the reduced CPU model) on the 10 extra/ cases
+#             1.0.0 was not trained or selected on, as they are and as simulated 5 mm
+#             thick-slice exams; then the 3 brats2018 validation cases of 1.0.0 with each
+#             sequence left out
 #           crossval: the 5-fold cross-validation of the 1.0.0 and 2.0.0 recipes at the reduced
 #             CPU scale (trains 10 models: about an hour on 2 CPU cores), scored through
 #             `voxmmsd segment` + `voxmmsd evaluate`, with the nested ET post-processing choice
@@ -15,10 +22,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
 OUT=${2:-out/default-model-eval}
-MODE=${3:-held-out}
+MODE=${3:-warmstart}
 VX=${VOXMMSD:-.venv/bin/voxmmsd}
 PY=${PY:-.venv/bin/python}
-MODEL=${MODEL:-voxmmsd-brats-default}
+MODEL=${MODEL:-voxmmsd-brats-default@1.0.0}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 mkdir -p "$OUT"
 
@@ -27,14 +34,57 @@ score() {  # score PRED REF NAME
   echo "== $3 =="; cat "$OUT/eval-$3.txt"
 }
 
-if [ "$MODE" = crossval ]; then
-  SPLITS=docs/results/crossval/splits.json
-  CV=$OUT/cv
+check_folds() {  # check_folds CV: the committed folds, and every case linked into CV/data
   $PY scripts/crossval.py splits --source brats2018="$DATA/brats2018" --source extra="$DATA/extra" \
-      --out "$CV/splits-check.json" --data-out "$CV/data" > /dev/null
+      --out "$1/splits-check.json" --data-out "$1/data" > /dev/null
   cmp <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$SPLITS") \
-      <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$CV/splits-check.json") \
+      <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$1/splits-check.json") \
       || { echo "the folds differ from $SPLITS"; exit 1; }
+}
+SPLITS=docs/results/crossval/splits.json
+
+if [ "$MODE" = warmstart ]; then
+  CV=$OUT/cv
+  check_folds "$CV"
+  START=Resources/models/voxmmsd-brats-default/1.0.0
+  X=(--data "$CV/data" --splits "$SPLITS" --out "$CV")
+  SEEN=(--exclude-seen-by "$START")
+  # the baseline arm: 1.0.0 as it is (plain, then with TTA), on the cases it never trained on
+  $PY scripts/crossval.py run "${X[@]}" --name b100 --model "$START" "${SEEN[@]}"
+  $PY scripts/crossval.py run "${X[@]}" --name b100tta --model "$START" "${SEEN[@]}" --segment --tta
+  # the candidate arm: 1.0.0 continued on the other folds (the fold's own cases never seen)
+  $PY scripts/crossval.py run "${X[@]}" --name w210 --config scripts/recipes/cpu-warm-2.1.0.yaml \
+      --set data.cache_dir="$CV/cache1mm" "${SEEN[@]}"
+  for name in b100 b100tta w210; do
+    $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}"
+    $PY scripts/crossval.py postprocess "${X[@]}" --name "$name" "${SEEN[@]}" --kind components \
+        --limits 0,1,2,5,10,20 --write
+    $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}" \
+        --pred "$CV/$name/pred-pp-components" --eval-name eval-pp
+  done
+  $PY scripts/crossval.py compare --out "$CV" b100 w210
+  $PY scripts/crossval.py compare --out "$CV" b100:eval-pp w210:eval-pp
+  $PY scripts/crossval.py compare --out "$CV" b100 b100tta
+  # simulated 5 mm exams and each sequence left out, the 10 extra/ cases, out-of-fold models
+  EXTRA=("$DATA"/extra/*/*/)
+  mkdir -p "$OUT/inputs-extra"
+  for c in "${EXTRA[@]}"; do ln -sfn "$(realpath "$c")" "$OUT/inputs-extra/$(basename "$c")"; done
+  $PY scripts/make_variants.py --cases "$OUT/inputs-extra" --out "$OUT/variants"
+  for v in thick5mm no_t1n no_t1c no_t2w no_t2f; do
+    for arm in b100 w210; do
+      model=(); [ "$arm" = b100 ] && model=(--model "$START")
+      $PY scripts/crossval.py variant --variant "$OUT/variants/$v" --pred-name "pred-$v" --splits "$SPLITS" \
+          --out "$CV" --name "$arm" "${model[@]}" "${SEEN[@]}"
+      $PY scripts/crossval.py score --data "$OUT/variants/$v" --splits "$SPLITS" --out "$CV" --name "$arm" \
+          --pred "$CV/$arm/pred-$v" --eval-name "eval-$v"  # only extra/ cases: none excluded
+    done
+  done
+  exit 0
+fi
+
+if [ "$MODE" = crossval ]; then
+  CV=$OUT/cv
+  check_folds "$CV"
   for r in r100:cpu-1.0.0 r200:cpu-2.0.0; do
     name=${r%%:*}; recipe=${r##*:}
     $PY scripts/crossval.py run --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
@@ -42,7 +92,7 @@ if [ "$MODE" = crossval ]; then
     $PY scripts/crossval.py score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name"
     $PY scripts/crossval.py postprocess --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" --write
     $PY scripts/crossval.py score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
-        --pred "$CV/$name/pred-pp" --eval-name eval-pp
+        --pred "$CV/$name/pred-pp-et" --eval-name eval-pp
   done
   exit 0
 fi
