@@ -45,6 +45,8 @@ def test_warm_start_arm_excludes_the_cases_its_model_saw(tmp_path: Path) -> None
     cmp = json.loads((tmp_path / "cmp.json").read_text())
     assert cmp["dice"]["WT"]["n"] == 3 and cmp["dice"]["WT"]["mean_diff"] == 0.0  # the same model twice
     assert "| dice | WT | 3 |" in out
+    unsure = json.loads(_run("uncertainty", "--out", str(tmp_path / "cv"), "--name", "base"))
+    assert unsure["cases"] == 3 and 0.0 <= unsure["low_confidence_fraction"]["min"] <= 1.0
     _run("postprocess", *common, "--name", "base", "--exclude-seen-by", str(pkg), "--kind", "components",
          "--limits", "0,0.001", "--write")
     record = json.loads((tmp_path / "cv" / "base" / "postprocess-components.json").read_text())

@@ -290,6 +290,39 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_uncertainty(args: argparse.Namespace) -> int:
+    """Does the report's uncertainty rank the cases? Spearman rho against each case's mean Dice, and the warnings."""
+    import numpy as np
+    from scipy.stats import spearmanr
+    from voxmmsd.metrics.report import read_csv
+
+    exp = Path(args.out) / args.name
+    rows = read_csv(exp / (args.eval_name or "eval") / "per_case.csv")
+    pred = Path(args.pred) if args.pred else exp / "pred"
+    dice: Dict[str, List[float]] = {}
+    for r in rows:
+        if r.get("region") in ("WT", "TC", "ET"):
+            dice.setdefault(str(r["case_id"]), []).append(float(r["dice"]))
+    cases, unsure, score, tta, warned = [], [], [], [], 0
+    for c in sorted(dice):
+        report = json.loads((pred / c / "report.json").read_text(encoding="utf-8"))
+        u = report.get("uncertainty") or {}
+        cases.append(c)
+        unsure.append(float(u.get("low_confidence_fraction", float("nan"))))
+        tta.append(float(u["tta_disagreement"]) if u.get("tta_disagreement") is not None else float("nan"))
+        score.append(float(np.mean(dice[c])))
+        warned += any(isinstance(w, dict) and w.get("kind") == "uncertainty" for w in report.get("warnings", []))
+    record = {"name": args.name, "cases": len(cases), "warned": warned,
+              "low_confidence_fraction": {"min": float(np.nanmin(unsure)), "max": float(np.nanmax(unsure))}}
+    for key, values in (("low_confidence_fraction", unsure), ("tta_disagreement", tta)):
+        ok = np.isfinite(values)
+        if ok.sum() >= 3:
+            rho, p = spearmanr(np.asarray(values)[ok], np.asarray(score)[ok])
+            record[f"spearman_{key}_vs_mean_dice"] = {"rho": float(rho), "p": float(p), "n": int(ok.sum())}
+    print(json.dumps(record, indent=1))
+    return 0
+
+
 def cmd_table(args: argparse.Namespace) -> int:
     """Side-by-side Markdown table of several scored recipes (``NAME[:EVAL]`` items)."""
     rows = []
@@ -356,6 +389,12 @@ def main(argv: List[str]) -> int:
     v.add_argument("--exclude", help="comma-separated case ids never held out")
     v.add_argument("--exclude-seen-by", type=Path, metavar="MODEL", help="also exclude the cases this model saw")
     v.set_defaults(func=cmd_variant)
+    u = sub.add_parser("uncertainty")
+    u.add_argument("--out", type=Path, required=True)
+    u.add_argument("--name", required=True)
+    u.add_argument("--pred", type=Path, help="predictions with report.json (default OUT/NAME/pred)")
+    u.add_argument("--eval-name", help="evaluation folder name (default eval)")
+    u.set_defaults(func=cmd_uncertainty)
     c = sub.add_parser("compare")
     c.add_argument("--out", type=Path, required=True)
     c.add_argument("--splits", type=Path, help="split file (needed with --source)")
