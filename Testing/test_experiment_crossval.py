@@ -84,6 +84,9 @@ def test_cases_seen_by_reads_the_package_and_restrict_keeps_fold_positions(tmp_p
     assert cases_seen_by(pkg / "model.json") == ["a03", "b01"]
     folds = [["a01", "a03"], ["b01"], ["b02", "c01"]]
     assert restrict_folds(folds, ["a03", "b01"]) == [["a01"], [], ["b02", "c01"]]
+    (pkg / "model.json").write_text(json.dumps({"training": {"cases": {"train": ["c02", "b01"], "val": ["v1"]},
+                                                             "training_cases": ["a03", "b01"]}}))
+    assert cases_seen_by(pkg) == ["a03", "b01", "c02"]  # a finetune run's own record, and its starting model's
     (pkg / "model.json").write_text(json.dumps({"training": {"data": "somewhere"}}))
     with pytest.raises(InputError, match="--exclude"):
         cases_seen_by(pkg)

@@ -69,23 +69,34 @@ def read_splits(path: Path) -> List[List[str]]:
 
 
 def cases_seen_by(model_json: Path) -> List[str]:
-    """The labelled cases a model package was trained on (``training.training_cases`` of its ``model.json``).
+    """The labelled cases a model package was trained on, from its ``model.json``.
 
-    A model used as the starting point of a recipe has seen these cases, so they cannot be
-    held out when the recipe is cross-validated; raises :class:`InputError` when the package
-    does not record them.
+    ``training.training_cases`` (hand-made packages such as 1.0.0, and warm-started ones
+    that list their starting model's cases too) and ``training.cases.train`` (what
+    ``voxmmsd finetune`` writes) are both read. A model used as the starting point of a
+    recipe has seen these cases, so they cannot be held out when the recipe is
+    cross-validated; raises :class:`InputError` when the package records neither.
     """
     path = Path(model_json)
     if path.is_dir():
         path = path / "model.json"
     try:
-        cases = json.loads(path.read_text(encoding="utf-8"))["training"]["training_cases"]
+        training = json.loads(path.read_text(encoding="utf-8"))["training"]
     except FileNotFoundError:
         raise InputError(f"{path}: no such model.json (give a model package folder).") from None
     except (ValueError, KeyError, TypeError):
-        raise InputError(f"{path} does not list its training cases (training.training_cases), so the cases "
-                         f"it saw cannot be held out; give them with --exclude ID,ID,...") from None
-    return sorted(str(c) for c in cases)
+        training = None
+    found = None
+    if isinstance(training, dict):
+        listed = training.get("training_cases")
+        run = training.get("cases", {}).get("train") if isinstance(training.get("cases"), dict) else None
+        if isinstance(listed, list) or isinstance(run, list):
+            found = set(listed or []) | set(run or [])
+    if found is None:
+        raise InputError(f"{path} does not list its training cases (training.training_cases or "
+                         f"training.cases.train), so the cases it saw cannot be held out; give them with "
+                         f"--exclude ID,ID,...")
+    return sorted(str(c) for c in found)
 
 
 def restrict_folds(folds: Sequence[Sequence[str]], exclude: Iterable[str]) -> List[List[str]]:
