@@ -110,3 +110,12 @@ def test_paired_difference_counts_wins_and_skips_unpaired_cases() -> None:
     assert swapped["mean_diff"] == pytest.approx(-r["mean_diff"]) and swapped["a_better"] == 8
     same = paired_difference(a, a, regions=("ET",))["ET"]
     assert same["mean_diff"] == 0 and np.isnan(same["wilcoxon_p"])
+
+
+def test_paired_difference_counts_a_lower_distance_as_the_win() -> None:
+    from voxmmsd.experiment.crossval import paired_difference
+
+    a = [{"case_id": f"c{i}", "region": "WT", "hd95_mm": 20.0 + i} for i in range(5)]
+    b = [{"case_id": f"c{i}", "region": "WT", "hd95_mm": 10.0 + i} for i in range(5)]
+    r = paired_difference(a, b, metric="hd95_mm", regions=("WT",))["WT"]
+    assert r["mean_diff"] == -10.0 and r["b_better"] == 5 and r["a_better"] == 0

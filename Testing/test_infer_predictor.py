@@ -236,3 +236,18 @@ def test_package_component_limit_is_the_default_and_an_explicit_value_wins(tmp_p
     sizes = np.bincount(ndimage.label(raw.label > 0, structure=np.ones((3, 3, 3)))[0].ravel())[1:]
     assert int((cleaned.label > 0).sum()) == int(sizes.max())
     assert any("removed" in n for n in cleaned.run["notes"]) == (n_raw > 1)
+
+
+def test_package_et_component_limit_relabels_specks_and_keeps_wt_and_tc(tmp_path: Path, oblique_case: Path) -> None:
+    from scipy import ndimage
+
+    pkg = load_package(build_tiny_package(tmp_path / "etc", inference={"min_et_component_ml": 1e6}))
+    files = find_case(oblique_case)
+    off = PredictorConfig(backend="torch", precision="fp32", min_et_component_ml=0.0)
+    raw = Predictor(pkg, off).predict_files(files)
+    out = Predictor(pkg, PredictorConfig(backend="torch", precision="fp32")).predict_files(files)
+    assert out.run["min_et_component_ml"] == 1e6 and raw.run["min_et_component_ml"] == 0.0
+    assert np.array_equal(raw.label > 0, out.label > 0)  # WT unchanged
+    assert np.array_equal(np.isin(raw.label, (1, 3)), np.isin(out.label, (1, 3)))  # TC unchanged
+    n_et = ndimage.label(raw.label == 3, structure=np.ones((3, 3, 3)))[1]
+    assert ndimage.label(out.label == 3, structure=np.ones((3, 3, 3)))[1] == min(n_et, 1)

@@ -5,7 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from voxmmsd.infer import window
-from voxmmsd.infer.postprocess import argmax_labels, min_component_voxels, remove_small_components, to_convention
+from voxmmsd.infer.postprocess import (
+    argmax_labels,
+    min_component_voxels,
+    remove_small_components,
+    small_et_components_to_netc,
+    to_convention,
+)
 from voxmmsd.infer.tta import mirror_axes, with_mirroring
 
 
@@ -135,3 +141,19 @@ def test_keep_largest_never_removes_the_only_or_largest_lesion() -> None:
     alone, removed = remove_small_components(out, 100, keep_largest=True)
     assert removed == 0 and np.array_equal(alone, out)  # a small tumour that is the only finding stays
     assert remove_small_components(out, 100)[0].sum() == 0  # without the rule it would be erased
+
+
+def test_small_et_specks_become_netc_and_the_main_enhancement_stays() -> None:
+    lab = np.zeros((20, 20, 20), np.uint8)
+    lab[2:10, 2:10, 2:10] = 2
+    lab[4:7, 4:7, 4:7] = 3  # 27 voxels: the main enhancing part
+    lab[8, 8, 8] = 3  # a one-voxel speck inside the oedema
+    lab[15:17, 15, 15] = 3  # a two-voxel speck of its own
+    out, n = small_et_components_to_netc(lab, 10)
+    assert n == 2 and out[8, 8, 8] == 1 and (out[15:17, 15, 15] == 1).all()
+    assert (out[4:7, 4:7, 4:7] == 3).all()
+    assert np.array_equal(out > 0, lab > 0)  # WT kept
+    assert np.array_equal(np.isin(out, (1, 3)), np.isin(lab, (1, 3)))  # TC kept
+    only, n = small_et_components_to_netc(out, 1000)
+    assert n == 0 and np.array_equal(only, out)  # the largest ET component is never relabelled
+    assert small_et_components_to_netc(lab, 0)[1] == 0

@@ -203,7 +203,12 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     import numpy as np
     import SimpleITK as sitk
     from voxmmsd.experiment.crossval import choose_nested, read_splits, restrict_folds
-    from voxmmsd.infer.postprocess import min_component_voxels, remove_small_components, small_et_to_netc
+    from voxmmsd.infer.postprocess import (
+        min_component_voxels,
+        remove_small_components,
+        small_et_components_to_netc,
+        small_et_to_netc,
+    )
     from voxmmsd.io.discovery import find_case
     from voxmmsd.metrics.evaluate import evaluate_case
 
@@ -212,14 +217,18 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     exp = Path(args.out) / args.name
     limits = [float(v) for v in args.limits.split(",")]
     def apply(label, n):  # the product's own rules (voxmmsd.infer.predictor)
-        return small_et_to_netc(label, n) if args.kind == "et" else remove_small_components(label, n, keep_largest=True)
+        if args.kind == "et":
+            return small_et_to_netc(label, n)
+        if args.kind == "et-components":
+            return small_et_components_to_netc(label, n)
+        return remove_small_components(label, n, keep_largest=True)
 
     regions = ("WT", "TC", "ET")
     scores: Dict[str, Dict[float, float]] = {}
     result: Dict[str, Dict[float, Dict[str, Dict[str, float]]]] = {}
     cache = {}
     for c in sorted(c for f in folds for c in f):
-        img, pred = _read_label(exp / "pred" / c / "segmentation.nii.gz")
+        img, pred = _read_label((Path(args.pred) if args.pred else exp / "pred") / c / "segmentation.nii.gz")
         _, ref = _read_label(find_case(dirs[c]).label)
         voxel_ml = float(np.prod(img.GetSpacing())) / 1000.0
         scores[c], result[c] = {}, {}
@@ -412,8 +421,12 @@ def main(argv: List[str]) -> int:
                                             help="ET volume limits (mL) to choose from (0 = off)")
     sub.choices["postprocess"].add_argument("--write", action="store_true",
                                             help="also write the post-processed predictions to NAME/pred-pp-KIND")
-    sub.choices["postprocess"].add_argument("--kind", choices=("et", "components"), default="et",
-                                            help="et: small ET -> NETC; components: remove small components")
+    sub.choices["postprocess"].add_argument("--kind", choices=("et", "components", "et-components"), default="et",
+                                            help="et: a small ET -> NETC; components: remove small components; "
+                                                 "et-components: small ET components -> NETC")
+    sub.choices["postprocess"].add_argument("--pred", type=Path,
+                                            help="predictions to start from (default OUT/NAME/pred), e.g. "
+                                                 "another kind's pred-pp-KIND")
     args = p.parse_args(argv)
     return int(args.func(args) or 0)
 

@@ -46,6 +46,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--min-component-ml", type=float, default=None,
                    help="remove tumour components smaller than this many mL, the largest always kept "
                         "(default: the model's own setting, inference.min_component_ml; 0 = off)")
+    p.add_argument("--min-et-component-ml", type=float, default=None,
+                   help="relabel NETC every ET component smaller than this many mL, the largest kept "
+                        "(default: the model's inference.min_et_component_ml; 0 = off)")
     p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
                    help="label values of the NIfTI output (legacy: ET = 4)")
     p.add_argument("--no-qc", action="store_true", help="do not write qc.png")
@@ -67,7 +70,8 @@ def _predictor(args: argparse.Namespace, package: Any = None):
                           register=args.register, skull_strip=args.skull_strip,
                           tta=True if args.tta else None,
                           patch_size=tuple(args.patch_size) if args.patch_size else None,
-                          overlap=args.overlap, blend=args.blend, min_component_ml=args.min_component_ml)
+                          overlap=args.overlap, blend=args.blend, min_component_ml=args.min_component_ml,
+                          min_et_component_ml=args.min_et_component_ml)
     return Predictor(package, cfg)
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Mapping, Sequence
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence
 
 import numpy as np
 
@@ -171,12 +171,17 @@ def choose_nested(scores: Mapping[str, Mapping[Any, float]], folds: Sequence[Seq
 
 
 def paired_difference(rows_a: Iterable[Mapping[str, Any]], rows_b: Iterable[Mapping[str, Any]],
-                      metric: str = "dice", regions: Sequence[str] = ("WT", "TC", "ET")) -> Dict[str, Dict[str, Any]]:
+                      metric: str = "dice", regions: Sequence[str] = ("WT", "TC", "ET"),
+                      higher_is_better: Optional[bool] = None) -> Dict[str, Dict[str, Any]]:
     """Per region, B minus A over the cases both scored: mean and SD of the differences, wins, Wilcoxon p.
 
     ``rows_a`` / ``rows_b``: per-case rows as in ``per_case.csv``. Cases scored by only one of
-    the two, or with a NaN score in either, are left out (and counted in ``n``).
+    the two, or with a NaN score in either, are left out (and counted in ``n``). A "win" is a
+    higher score, or for distances (``hd95`` metrics, unless ``higher_is_better`` says
+    otherwise) a lower one.
     """
+    if higher_is_better is None:
+        higher_is_better = "hd95" not in metric
     from scipy.stats import wilcoxon
 
     def table(rows: Iterable[Mapping[str, Any]]) -> Dict[tuple, float]:
@@ -194,5 +199,6 @@ def paired_difference(rows_a: Iterable[Mapping[str, Any]], rows_b: Iterable[Mapp
                        "mean_b": float(np.mean([b[k] for k in keys])) if keys else float("nan"),
                        "mean_diff": float(np.mean(d)) if len(d) else float("nan"),
                        "sd_diff": float(np.std(d, ddof=1)) if len(d) > 1 else float("nan"),
-                       "b_better": int(np.sum(d > 0)), "a_better": int(np.sum(d < 0)), "wilcoxon_p": p}
+                       "b_better": int(np.sum(d > 0 if higher_is_better else d < 0)),
+                       "a_better": int(np.sum(d < 0 if higher_is_better else d > 0)), "wilcoxon_p": p}
     return out

@@ -25,6 +25,7 @@ from voxmmsd.infer.postprocess import (
     labels_from_scores,
     min_component_voxels,
     remove_small_components,
+    small_et_components_to_netc,
     small_et_to_netc,
 )
 from voxmmsd.infer.tta import mirror_axes, with_mirroring
@@ -59,6 +60,8 @@ class PredictorConfig:
     min_component_ml: Optional[float] = None
     #: a predicted ET smaller than this (mL) becomes NETC; None: the package's ``inference.min_et_ml`` (else 0)
     min_et_ml: Optional[float] = None
+    #: an ET component smaller than this (mL) becomes NETC, the largest kept; None: ``inference.min_et_component_ml``
+    min_et_component_ml: Optional[float] = None
     #: measure how sure the network was (report ``uncertainty``, warnings); costs the on-device argmax
     uncertainty: bool = True
     channels_last: bool = True
@@ -154,6 +157,8 @@ class Predictor:
         self.min_et_ml = float(inf.get("min_et_ml", 0.0)) if self.config.min_et_ml is None else self.config.min_et_ml
         self.min_component_ml = (float(inf.get("min_component_ml", 0.0)) if self.config.min_component_ml is None
                                  else self.config.min_component_ml)
+        self.min_et_component_ml = (float(inf.get("min_et_component_ml", 0.0))
+                                    if self.config.min_et_component_ml is None else self.config.min_et_component_ml)
         self._tta_masks: List[np.ndarray] = []
 
     # -- running the network -------------------------------------------------------------
@@ -249,6 +254,12 @@ class Predictor:
             label, relabelled = small_et_to_netc(label, n_et)
             if relabelled:
                 removed_note.append(f"ET of {relabelled} voxel(s), under {self.min_et_ml} mL, relabelled NETC")
+        n_et_comp = min_component_voxels(self.min_et_component_ml, case.geometry.voxel_volume_ml)
+        if n_et_comp:
+            label, specks = small_et_components_to_netc(label, n_et_comp)
+            if specks:
+                removed_note.append(f"{specks} ET component(s) under {self.min_et_component_ml} mL relabelled NETC "
+                                    f"(the largest is always kept)")
         n_min = min_component_voxels(self.min_component_ml, case.geometry.voxel_volume_ml)
         if n_min:
             label, removed = remove_small_components(label, n_min, keep_largest=True)
@@ -265,7 +276,8 @@ class Predictor:
         run = dict(self.backend.describe())
         run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "blend": self.config.blend,
                     "output": self.output, "min_et_ml": self.min_et_ml,
-                    "min_component_ml": self.min_component_ml, "notes": removed_note})
+                    "min_component_ml": self.min_component_ml, "min_et_component_ml": self.min_et_component_ml,
+                    "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
                   "resampled": dict(case.resampled), "preparation": dict(case.preparation)}
