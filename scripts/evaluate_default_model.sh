@@ -61,9 +61,18 @@ if [ "$MODE" = warmstart ]; then
         --limits 0,1,2,5,10,20 --write
     $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}" \
         --pred "$CV/$name/pred-pp-components" --eval-name eval-pp
+    # then small ET components -> NETC, chosen the same way on the filtered predictions
+    $PY scripts/crossval.py postprocess "${X[@]}" --name "$name" "${SEEN[@]}" --kind et-components \
+        --limits 0,0.1,0.25,0.5,1,2 --pred "$CV/$name/pred-pp-components" --write
+    $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}" \
+        --pred "$CV/$name/pred-pp-et-components" --eval-name eval-pp2
+    $PY scripts/crossval.py uncertainty --out "$CV" --name "$name"
   done
+  $PY scripts/crossval.py postprocess "${X[@]}" --name w210 "${SEEN[@]}" --kind et   # whole-ET rule: off in every fold
+  $PY scripts/crossval.py table --out "$CV" b100 b100:eval-pp b100:eval-pp2 b100tta w210 w210:eval-pp w210:eval-pp2
   $PY scripts/crossval.py compare --out "$CV" b100 w210
-  $PY scripts/crossval.py compare --out "$CV" b100:eval-pp w210:eval-pp
+  $PY scripts/crossval.py compare --out "$CV" b100:eval-pp2 w210:eval-pp2
+  $PY scripts/crossval.py compare --out "$CV" w210 w210:eval-pp2
   $PY scripts/crossval.py compare --out "$CV" b100 b100tta
   # simulated 5 mm exams and each sequence left out, the 10 extra/ cases, out-of-fold models
   EXTRA=("$DATA"/extra/*/*/)
