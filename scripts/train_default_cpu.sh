@@ -32,6 +32,7 @@ if [ ! -f "$WORK/run/model/model.json" ]; then
 fi
 $PY scripts/package_cpu_model.py "$WORK/run/model" "$DEST" --version 2.1.0 \
     --inference min_component_ml="$MIN_COMPONENT_ML" --inference min_et_component_ml="$MIN_ET_COMPONENT_ML" \
+    --inference "fallback_when_missing={t2w: voxmmsd-brats-default@1.0.0, t2f: voxmmsd-brats-default@1.0.0}" \
     --training-extra docs/results/default-model/2.1.0-training.json \
     --metrics docs/results/default-model/2.1.0-metrics.json \
     --name "VoxMMSD BraTS default 2.1.0 (1.0.0 continued on 22 cases, CPU)" \

@@ -49,6 +49,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--min-et-component-ml", type=float, default=None,
                    help="relabel NETC every ET component smaller than this many mL, the largest kept "
                         "(default: the model's inference.min_et_component_ml; 0 = off)")
+    p.add_argument("--no-fallback", action="store_true",
+                   help="use the chosen model even when a sequence is missing for which its package names a "
+                        "better model (inference.fallback_when_missing; the default model: 1.0.0 without T2w "
+                        "or FLAIR)")
     p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
                    help="label values of the NIfTI output (legacy: ET = 4)")
     p.add_argument("--no-qc", action="store_true", help="do not write qc.png")
@@ -95,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_single(args: argparse.Namespace, events: Any) -> int:
+    from voxmmsd.infer.fallback import fallback_model, fallback_warning
     from voxmmsd.infer.outputs import bytes_needed, check_free_space, claim_output, write_outputs
     from voxmmsd.infer.predictor import load_for_package
     from voxmmsd.models.catalog import resolve_model
@@ -106,6 +111,13 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
     # one writer per output folder, no silent replacement; a folder made here goes again if the run fails
     with claim_output(args.out, overwrite=args.overwrite):
         package = resolve_model(args.model)  # model.json and checksums only: the network is not loaded yet
+        note = None
+        rule = None if args.no_fallback else fallback_model(package.inference, list(files.sequences))
+        if rule is not None:  # a model that cross-validated better without the missing sequence
+            other = resolve_model(rule[0])
+            note = fallback_warning(f"{package.id}@{package.version}", f"{other.id}@{other.version}", rule[1])
+            log.info("%s", note)
+            package = other
         # read and check the images before the model loads: bad input fails in a second, not after it
         _stage(events, "read", 0, 1, "reading the images")
         case = load_for_package(package, files, args.register, getattr(args, "skull_strip", "auto"), args.device)
@@ -123,6 +135,8 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
 
         pred = predictor.predict(case, progress=progress)
         pred.timings_s = {"read": t_read, **pred.timings_s}
+        if note:
+            pred.warnings = [note] + list(pred.warnings)
         model = {"id": predictor.package.id, "version": predictor.package.version}
         _stage(events, "write", 0, 1, "writing the outputs")
         outputs = write_outputs(pred, args.out, model, predictor.package.label_table, args.labels, not args.no_qc,
@@ -152,10 +166,14 @@ def _run_batch(args: argparse.Namespace, events: Any) -> int:
 
     shard = parse_shard(args.shard)
     dataset = discover_cases(args.batch, exclude=[args.out])  # a bad case folder is a failed row, not an abort
+    from voxmmsd.infer.fallback import Chooser
+    from voxmmsd.models.catalog import resolve_model
+
     predictor = _predictor(args)
+    chooser = Chooser(predictor, lambda spec: _predictor(args, resolve_model(spec)), enabled=not args.no_fallback)
     results = run_batch(predictor, dataset, args.out, register=args.register, convention=args.labels,
                         shard=shard, events=events, progress_bar=args.progress == "bar", qc=not args.no_qc,
-                        redo=args.redo)
+                        redo=args.redo, chooser=chooser)
     counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
     if events:
         events.emit("segment", "done", outputs={"folder": str(args.out)}, counts=counts)

@@ -147,18 +147,26 @@ def _from_report(out_dir: Path, case_id: str) -> CaseResult:
 
 def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Path, *, register: Any = None,
               convention: str = BRATS2023, shard: Tuple[int, int] = (0, 1), events: Any = None,
-              progress_bar: bool = True, qc: bool = True, redo: bool = False) -> List[CaseResult]:
+              progress_bar: bool = True, qc: bool = True, redo: bool = False,
+              chooser: Any = None) -> List[CaseResult]:
     """Segment every case of ``dataset`` (this shard's share) into ``out_dir/<case_id>/``.
 
     ``dataset`` is a :class:`DataSet` or the entries of :func:`discover_cases` (failed entries
-    go to the summary as they are). Returns one result per entry, in discovery order.
+    go to the summary as they are). ``chooser`` (:class:`voxmmsd.infer.fallback.Chooser`)
+    may give a case that lacks a sequence another model. Returns one result per entry, in
+    discovery order.
     """
+    def pick(files: CaseFiles) -> Tuple[Any, Optional[str]]:
+        return chooser.for_case(list(files.sequences)) if chooser is not None else (predictor, None)
+
+    def load(files: CaseFiles) -> Any:
+        return pick(files)[0].load(files, register)
+
     from tqdm import tqdm
 
     out_dir = ensure_writable_dir(Path(out_dir))
     entries: List[Entry] = list(dataset.cases) if isinstance(dataset, DataSet) else list(dataset)
     mine = select_shard(entries, *shard)
-    model = {"id": predictor.package.id, "version": predictor.package.version}
     slots: List[Optional[CaseResult]] = [None] * len(mine)  # one result per entry, in discovery order
     todo: List[CaseFiles] = []
     where: List[int] = []
@@ -179,10 +187,11 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                 events.emit("segment", "warning", message=f"{r.case_id} skipped: {r.error}")
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
-        nxt: Optional[Future] = reader.submit(predictor.load, todo[0], register) if todo else None
+        nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
         for k, files in enumerate(todo):
             fut = nxt
-            nxt = reader.submit(predictor.load, todo[k + 1], register) if k + 1 < len(todo) else None
+            nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
+            used, note = pick(files)
             t0 = time.perf_counter()
             case_out = out_dir / files.case_id
             try:
@@ -190,9 +199,12 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                     case = fut.result()  # type: ignore[union-attr]
                     t_read = time.perf_counter() - t0
                     check_free_space(case_out, bytes_needed(case.geometry.shape))
-                    pred = predictor.predict(case)
+                    pred = used.predict(case)
                     pred.timings_s = {"read": t_read, **pred.timings_s}
-                    write_outputs(pred, case_out, model, predictor.package.label_table, convention, qc)
+                    if note:
+                        pred.warnings = [note] + list(pred.warnings)
+                    write_outputs(pred, case_out, {"id": used.package.id, "version": used.package.version},
+                                  used.package.label_table, convention, qc)
                 res = CaseResult(files.case_id, "done", time.perf_counter() - t0, pred.volumes_ml, pred.warnings)
                 if events:
                     for w in pred.warnings:

@@ -146,8 +146,9 @@ def software_versions() -> Dict[str, str]:
 def warning_kind(message: str) -> str:
     """The ``kind`` of a plain warning message (``input`` when nothing more specific fits)."""
     m = message.lower()
-    for kind, words in (("missing_sequence", ("is missing",)), ("not_skull_stripped", ("skull",)),
-                        ("thick_slices", ("slice", "anisotrop")), ("uncertainty", ("confidence", "disagree"))):
+    for kind, words in (("model_fallback", ("cross-validated better",)), ("missing_sequence", ("is missing",)),
+                        ("not_skull_stripped", ("skull",)), ("thick_slices", ("slice", "anisotrop")),
+                        ("uncertainty", ("confidence", "disagree"))):
         if any(w in m for w in words):
             return kind
     return "input"
