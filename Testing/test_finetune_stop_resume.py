@@ -136,10 +136,16 @@ def test_stop_file_and_one_trainer_per_run_folder(reference, tmp_path: Path) -> 
     folder = RunFolder(tmp_path / "run")
     proc = _start(_new(data, folder.root))
     wait_until(proc, reached(folder.root, STAGE, 1))
-    second = subprocess.run(_new(data, folder.root), env=env(), capture_output=True, text=True, timeout=300)
+    # the first trainer is paused while the second starts (it holds its lock), so that on a loaded
+    # machine it cannot finish all its iterations before the stop is requested
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run(_new(data, folder.root), env=env(), capture_output=True, text=True, timeout=300)
+    finally:
+        folder.request_stop()
+        os.kill(proc.pid, signal.SIGCONT)
     assert second.returncode != 0 and "in use by another VoxMMSD process" in second.stderr
     assert f"pid {proc.pid}" in second.stderr and "fine-tuning run" in second.stderr
-    folder.request_stop()
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
     events = read_events(folder.events)
