@@ -114,11 +114,17 @@ def test_stop_file_stops_and_a_second_trainer_is_refused(reference, tmp_path):
     proc = _start(_args(data, folder.root, cache))
     wait_until(proc, reached(folder.root, STAGE, 1))
     assert folder.lock_file.is_file() and not folder.stop_file.exists()
-    # a second trainer on the same folder (here: a resume while it runs) is refused by the lock
-    second = subprocess.run(_resume(folder.root), env=env(), capture_output=True, text=True, timeout=300)
+    # a second trainer on the same folder (here: a resume while it runs) is refused by the lock; the first
+    # is paused meanwhile (it keeps its lock), so that on a loaded machine it cannot finish before the stop
+    wait_until(proc, folder.last_checkpoint.is_file)  # a resume needs a checkpoint before it meets the lock
+    os.kill(proc.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run(_resume(folder.root), env=env(), capture_output=True, text=True, timeout=300)
+    finally:
+        folder.request_stop()
+        os.kill(proc.pid, signal.SIGCONT)
     assert second.returncode != 0 and "in use by another VoxMMSD process" in second.stderr
     assert f"pid {proc.pid}" in second.stderr
-    folder.request_stop()
     assert proc.wait(timeout=240) == 0, proc.stderr.read() if proc.stderr else ""
     events = read_events(folder.events)
     assert events[-1]["event"] == "stopped" and "stop.requested" in events[-1]["message"]
