@@ -210,9 +210,11 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
         small_et_to_netc,
     )
     from voxmmsd.io.discovery import find_case
-    from voxmmsd.metrics.evaluate import evaluate_case
+    from voxmmsd.metrics.evaluate import EvaluationConfig, evaluate_case
 
-    folds = [f for f in restrict_folds(read_splits(args.splits), excluded(args)) if f]
+    drop = excluded(args)
+    folds = [f for f in restrict_folds(read_splits(args.splits), drop) if f]
+    regions_only = EvaluationConfig(subregions=False)  # WT, TC, ET only: the single labels are not needed
     dirs = case_folders(args.data)
     exp = Path(args.out) / args.name
     limits = [float(v) for v in args.limits.split(",")]
@@ -234,7 +236,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
         scores[c], result[c] = {}, {}
         for lim in limits:
             out, _ = apply(pred, min_component_voxels(lim, voxel_ml))
-            ev = evaluate_case(out, ref, img.GetSpacing())
+            ev = evaluate_case(out, ref, img.GetSpacing(), regions_only)
             result[c][lim] = {r: {"dice": ev[r]["dice"], "lesion_dice": ev[r]["lesion_dice"]} for r in regions}
             scores[c][lim] = (float(np.mean([ev[r]["dice"] for r in ("TC", "ET")])) if args.kind == "et"
                               else float(np.mean([ev[r]["lesion_dice"] for r in regions])))
@@ -263,7 +265,7 @@ def cmd_postprocess(args: argparse.Namespace) -> int:
     nested = {r: {m: stats(r, m) for m in ("dice", "lesion_dice")} for r in regions}
     record = {"kind": args.kind, "limits_ml": limits, "chosen_ml_per_fold": chosen, "nested": nested,
               "criterion": "mean TC, ET Dice" if args.kind == "et" else "mean WT, TC, ET lesion-wise Dice",
-              "per_case_applied": applied, "excluded": excluded(args),
+              "per_case_applied": applied, "excluded": drop,
               "mean_criterion_by_limit": {str(lim): float(np.mean([scores[c][lim] for c in scores]))
                                           for lim in limits}}
     name = "postprocess.json" if args.kind == "et" else f"postprocess-{args.kind}.json"

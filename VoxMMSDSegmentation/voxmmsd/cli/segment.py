@@ -99,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_single(args: argparse.Namespace, events: Any) -> int:
-    from voxmmsd.infer.fallback import fallback_model, fallback_warning
+    from voxmmsd.infer.fallback import switch_package
     from voxmmsd.infer.outputs import bytes_needed, check_free_space, claim_output, write_outputs
     from voxmmsd.infer.predictor import load_for_package
     from voxmmsd.models.catalog import resolve_model
@@ -111,13 +111,10 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
     # one writer per output folder, no silent replacement; a folder made here goes again if the run fails
     with claim_output(args.out, overwrite=args.overwrite):
         package = resolve_model(args.model)  # model.json and checksums only: the network is not loaded yet
-        note = None
-        rule = None if args.no_fallback else fallback_model(package.inference, list(files.sequences))
-        if rule is not None:  # a model that cross-validated better without the missing sequence
-            other = resolve_model(rule[0])
-            note = fallback_warning(f"{package.id}@{package.version}", f"{other.id}@{other.version}", rule[1])
+        # a model that cross-validated better without a missing sequence, if the package names one
+        package, note = switch_package(package, list(files.sequences), resolve_model, not args.no_fallback)
+        if note:
             log.info("%s", note)
-            package = other
         # read and check the images before the model loads: bad input fails in a second, not after it
         _stage(events, "read", 0, 1, "reading the images")
         case = load_for_package(package, files, args.register, getattr(args, "skull_strip", "auto"), args.device)
@@ -163,12 +160,11 @@ def _stage(events: Any, stage: str, iteration: int, total: int, message: str) ->
 
 def _run_batch(args: argparse.Namespace, events: Any) -> int:
     from voxmmsd.infer.batch import discover_cases, parse_shard, run_batch
-
-    shard = parse_shard(args.shard)
-    dataset = discover_cases(args.batch, exclude=[args.out])  # a bad case folder is a failed row, not an abort
     from voxmmsd.infer.fallback import Chooser
     from voxmmsd.models.catalog import resolve_model
 
+    shard = parse_shard(args.shard)
+    dataset = discover_cases(args.batch, exclude=[args.out])  # a bad case folder is a failed row, not an abort
     predictor = _predictor(args)
     chooser = Chooser(predictor, lambda spec: _predictor(args, resolve_model(spec)), enabled=not args.no_fallback)
     results = run_batch(predictor, dataset, args.out, register=args.register, convention=args.labels,

@@ -156,12 +156,6 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
     may give a case that lacks a sequence another model. Returns one result per entry, in
     discovery order.
     """
-    def pick(files: CaseFiles) -> Tuple[Any, Optional[str]]:
-        return chooser.for_case(list(files.sequences)) if chooser is not None else (predictor, None)
-
-    def load(files: CaseFiles) -> Any:
-        return pick(files)[0].load(files, register)
-
     from tqdm import tqdm
 
     out_dir = ensure_writable_dir(Path(out_dir))
@@ -185,18 +179,21 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
         for r in slots:
             if r is not None and r.status == "failed":
                 events.emit("segment", "warning", message=f"{r.case_id} skipped: {r.error}")
+    def load(files: CaseFiles) -> Tuple[Any, Optional[str], Any]:  # (predictor, fallback warning, case)
+        used, note = chooser.for_case(list(files.sequences)) if chooser is not None else (predictor, None)
+        return used, note, used.load(files, register)
+
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
         nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
         for k, files in enumerate(todo):
             fut = nxt
             nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
-            used, note = pick(files)
             t0 = time.perf_counter()
             case_out = out_dir / files.case_id
             try:
                 with claim_output(case_out, overwrite=True):  # redo or an unfinished result: replaced whole
-                    case = fut.result()  # type: ignore[union-attr]
+                    used, note, case = fut.result()  # type: ignore[union-attr]
                     t_read = time.perf_counter() - t0
                     check_free_space(case_out, bytes_needed(case.geometry.shape))
                     pred = used.predict(case)

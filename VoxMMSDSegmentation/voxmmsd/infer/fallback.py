@@ -9,7 +9,7 @@ report's warnings, and can switch it off (``voxmmsd segment --no-fallback``).
 
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
 
 from voxmmsd.io.discovery import SEQUENCES
 
@@ -26,27 +26,41 @@ def fallback_model(inference: Mapping[str, Any], present: Sequence[str]) -> Opti
     return None
 
 
-def fallback_warning(own: str, other: str, missing: str) -> str:
-    return (f"{NAMES.get(missing, missing)} is missing: segmented with {other} instead of {own}, because {other} "
-            f"cross-validated better without {NAMES.get(missing, missing)} (see the model card); "
-            f"--no-fallback uses {own} anyway.")
+def _spec(package: Any) -> str:
+    return f"{package.id}@{package.version}"
+
+
+def fallback_warning(own: Any, other: Any, missing: str) -> str:
+    """The report's warning when ``other`` (a package) segments a case instead of ``own``."""
+    name = NAMES.get(missing, missing)
+    return (f"{name} is missing: segmented with {_spec(other)} instead of {_spec(own)}, because {_spec(other)} "
+            f"cross-validated better without {name} (see the model card); --no-fallback uses {_spec(own)} anyway.")
+
+
+def switch_package(package: Any, present: Sequence[str], resolve: Callable[[str], Any],
+                   enabled: bool = True) -> Tuple[Any, Optional[str]]:
+    """``(package to use, warning or None)`` for a case with the sequences ``present``;
+    ``resolve`` turns a model spec into a package (or a predictor: anything with ``.package``)."""
+    rule = fallback_model(package.inference, present) if enabled else None
+    if rule is None:
+        return package, None
+    other = resolve(rule[0])
+    return other, fallback_warning(package, getattr(other, "package", other), rule[1])
 
 
 class Chooser:
     """The predictor for each case: the main one, or (made once, on first need) a fallback's."""
 
-    def __init__(self, main: Any, make: Any, enabled: bool = True) -> None:
+    def __init__(self, main: Any, make: Callable[[str], Any], enabled: bool = True) -> None:
         self.main, self._make, self.enabled = main, make, enabled
         self._others: Dict[str, Any] = {}
 
-    def for_case(self, present: Sequence[str]) -> Tuple[Any, Optional[str]]:
-        """``(predictor, warning or None)`` for a case with the sequences ``present``."""
-        rule = fallback_model(self.main.package.inference, present) if self.enabled else None
-        if rule is None:
-            return self.main, None
-        spec, missing = rule
+    def _other(self, spec: str) -> Any:
         if spec not in self._others:
             self._others[spec] = self._make(spec)
-        other = self._others[spec]
-        own = f"{self.main.package.id}@{self.main.package.version}"
-        return other, fallback_warning(own, f"{other.package.id}@{other.package.version}", missing)
+        return self._others[spec]
+
+    def for_case(self, present: Sequence[str]) -> Tuple[Any, Optional[str]]:
+        """``(predictor, warning or None)`` for a case with the sequences ``present``."""
+        used, note = switch_package(self.main.package, present, self._other, self.enabled)
+        return (self.main if note is None else used), note

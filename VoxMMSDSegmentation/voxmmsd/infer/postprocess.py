@@ -14,6 +14,20 @@ def argmax_labels(logits: np.ndarray) -> np.ndarray:
     return np.argmax(logits, axis=0).astype(np.uint8)
 
 
+def _small_components(mask: np.ndarray, min_voxels: int, keep_largest: bool) -> Tuple[np.ndarray, np.ndarray]:
+    """The 26-connected components of ``mask`` and the indices of those under ``min_voxels``
+    (never the largest one when ``keep_largest``)."""
+    from scipy import ndimage
+
+    comps, n = ndimage.label(mask, structure=np.ones((3, 3, 3), dtype=bool))
+    sizes = np.bincount(comps.ravel(), minlength=n + 1)
+    small = np.flatnonzero(sizes < min_voxels)
+    small = small[small > 0]
+    if keep_largest and n:
+        small = small[small != 1 + int(np.argmax(sizes[1:]))]
+    return comps, small
+
+
 def remove_small_components(label: np.ndarray, min_voxels: int,
                             keep_largest: bool = False) -> Tuple[np.ndarray, int]:
     """Set to 0 every 26-connected tumour component (any label > 0) smaller than ``min_voxels``.
@@ -24,14 +38,7 @@ def remove_small_components(label: np.ndarray, min_voxels: int,
     """
     if min_voxels <= 1 or not label.any():
         return label, 0
-    from scipy import ndimage
-
-    comps, n = ndimage.label(label > 0, structure=np.ones((3, 3, 3), dtype=bool))
-    sizes = np.bincount(comps.ravel(), minlength=n + 1)
-    small = np.flatnonzero(sizes < min_voxels)
-    small = small[small > 0]
-    if keep_largest and n:
-        small = small[small != 1 + int(np.argmax(sizes[1:]))]
+    comps, small = _small_components(label > 0, min_voxels, keep_largest)
     if small.size == 0:
         return label, 0
     out = label.copy()
@@ -98,12 +105,7 @@ def small_et_components_to_netc(label: np.ndarray, min_voxels: int) -> Tuple[np.
     """
     if min_voxels <= 1 or not np.any(label == 3):
         return label, 0
-    from scipy import ndimage
-
-    comps, n = ndimage.label(label == 3, structure=np.ones((3, 3, 3), dtype=bool))
-    sizes = np.bincount(comps.ravel(), minlength=n + 1)
-    small = np.flatnonzero(sizes < min_voxels)
-    small = small[(small > 0) & (small != 1 + int(np.argmax(sizes[1:])))]
+    comps, small = _small_components(label == 3, min_voxels, keep_largest=True)
     if small.size == 0:
         return label, 0
     out = label.copy()

@@ -154,11 +154,14 @@ class Predictor:
             raise ConfigError(f"Unknown blending {self.config.blend!r}; use gaussian or constant.")
         self.fallback_notes: List[str] = []
         self.output = str(inf.get("output", "classes"))
-        self.min_et_ml = float(inf.get("min_et_ml", 0.0)) if self.config.min_et_ml is None else self.config.min_et_ml
-        self.min_component_ml = (float(inf.get("min_component_ml", 0.0)) if self.config.min_component_ml is None
-                                 else self.config.min_component_ml)
-        self.min_et_component_ml = (float(inf.get("min_et_component_ml", 0.0))
-                                    if self.config.min_et_component_ml is None else self.config.min_et_component_ml)
+
+        def limit(key: str) -> float:  # the caller's value, else the package's inference default, else off
+            mine = getattr(self.config, key)
+            return float(inf.get(key, 0.0)) if mine is None else float(mine)
+
+        self.min_et_ml = limit("min_et_ml")
+        self.min_component_ml = limit("min_component_ml")
+        self.min_et_component_ml = limit("min_et_component_ml")
         self._tta_masks: List[np.ndarray] = []
 
     # -- running the network -------------------------------------------------------------

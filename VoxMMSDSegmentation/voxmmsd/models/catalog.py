@@ -129,17 +129,14 @@ def bundled_versions(model_id: str) -> List[Tuple[str, Path, bool]]:
     The default is the package at ``Resources/models/<id>/`` itself (what ``--model <id>``
     gives); the others sit in one sub-folder each and are chosen with ``<id>@<version>``.
     """
-    safe_name(model_id, "id")
+    default = bundled(model_id)  # checks the id
     base = resources_dir() / model_id
-    found: List[Tuple[str, Path, bool]] = []
+    found: List[Tuple[str, Path]] = []
     if (base / MODEL_JSON).is_file():
-        found.append((str(json.loads((base / MODEL_JSON).read_text(encoding="utf-8")).get("version")), base, True))
+        found.append((str(json.loads((base / MODEL_JSON).read_text(encoding="utf-8")).get("version")), base))
     if base.is_dir():
-        for sub in base.iterdir():
-            if (sub / MODEL_JSON).is_file():
-                found.append((sub.name, sub, False))
-    default = bundled(model_id)
-    return sorted(((v, p, p == default) for v, p, _ in found), key=lambda t: cache._version_key(t[0]))
+        found += [(sub.name, sub) for sub in base.iterdir() if (sub / MODEL_JSON).is_file()]
+    return sorted(((v, p, p == default) for v, p in found), key=lambda t: cache._version_key(t[0]))
 
 
 def resolve_model(spec: Optional[str] = None) -> ModelPackage:
