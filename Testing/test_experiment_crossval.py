@@ -119,3 +119,12 @@ def test_paired_difference_counts_a_lower_distance_as_the_win() -> None:
     b = [{"case_id": f"c{i}", "region": "WT", "hd95_mm": 10.0 + i} for i in range(5)]
     r = paired_difference(a, b, metric="hd95_mm", regions=("WT",))["WT"]
     assert r["mean_diff"] == -10.0 and r["b_better"] == 5 and r["a_better"] == 0
+
+
+def test_keep_together_moves_a_patient_pair_into_one_fold():
+    from voxmmsd.experiment.crossval import keep_together
+
+    folds = [["a", "b"], ["c", "d"], ["e", "f"]]
+    out = keep_together(folds, [["b", "e"], ["x", "c"]])
+    assert sorted(c for f in out for c in f) == list("abcdef")
+    assert any({"b", "e"} <= set(f) for f in out)

@@ -99,3 +99,19 @@ def test_augmented_stream_through_loader_keeps_labels_valid(cached) -> None:
     assert set(np.unique(batch["label"].numpy())) <= {0, 1, 2, 3}
     a = [next(iter(PatchStream(folder, ["case000"], (32, 32, 32), 4, seed=5)))["image"] for _ in range(2)]
     assert np.array_equal(a[0].numpy(), a[1].numpy())  # seeded: reproducible
+
+
+def test_channel_intensity_changes_channels_independently_and_keeps_background():
+    import numpy as np
+    from voxmmsd.finetune.data import channel_intensity
+
+    rng = np.random.default_rng(3)
+    img = np.zeros((4, 16, 16, 16), np.float32)
+    img[:, 4:12, 4:12, 4:12] = np.linspace(0.2, 0.8, 8, dtype=np.float32)[None, :, None, None]
+    out, done = channel_intensity(img, rng, 1.0)
+    assert set(done) == {"0", "1", "2", "3"}
+    assert not out[:, :4].any() and out.min() >= 0 and out.max() <= 1
+    changes = [float(np.abs(out[c] - img[c]).mean()) for c in range(4)]
+    assert len(set(round(v, 6) for v in changes)) == 4  # each channel drew its own change
+    same, none = channel_intensity(img, rng, 0.0)
+    assert same is img and none == {}

@@ -56,6 +56,8 @@ def test_classify_names() -> None:
     assert classify_name("x_0000") == "t1n"
     assert classify_name("x_0003") == "t2f"
     assert classify_name("x_seg") == "label"
+    assert classify_name("UPENN-GBM-00006_11_segm") == "label"  # UPENN-GBM's own label name
+    assert classify_name("UPENN-GBM-00006_11_T1GD") == "t1c"
     assert classify_name("notes") is None
 
 

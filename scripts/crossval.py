@@ -79,6 +79,10 @@ def cmd_splits(args: argparse.Namespace) -> int:
                 sources[sub.name] = name
                 dirs[sub.name] = sub
     folds = make_folds(sources, args.k, args.seed)
+    if args.together:
+        from voxmmsd.experiment.crossval import keep_together
+
+        folds = keep_together(folds, [g.split(",") for g in args.together])
     write_splits(args.out, folds, sources, args.seed)
     if args.data_out:
         link_cases(dirs, sorted(dirs), Path(args.data_out))
@@ -366,6 +370,8 @@ def main(argv: List[str]) -> int:
     s.add_argument("--data-out", type=Path, help="also link every case into this one folder")
     s.add_argument("--k", type=int, default=5)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--together", action="append", metavar="ID,ID",
+                   help="cases that must share a fold (e.g. one patient in two BraTS years); repeatable")
     s.set_defaults(func=cmd_splits)
     for name, func in (("run", cmd_run), ("score", cmd_score), ("postprocess", cmd_postprocess)):
         r = sub.add_parser(name)

@@ -37,6 +37,25 @@ def make_folds(sources: Mapping[str, str], k: int = 5, seed: int = 0) -> List[Li
     return [sorted(f) for f in folds]
 
 
+def keep_together(folds: Sequence[Sequence[str]], groups: Sequence[Sequence[str]]) -> List[List[str]]:
+    """``folds`` with the cases of each group (e.g. one patient seen in two BraTS years) moved into the
+    fold of the group's first case present; a case of that fold from the mover's source is not needed:
+    fold sizes may then differ by one more."""
+    out = [list(f) for f in folds]
+    where = {c: i for i, f in enumerate(out) for c in f}
+    for group in groups:
+        present = [c for c in group if c in where]
+        if len(present) < 2:
+            continue
+        home = where[present[0]]
+        for c in present[1:]:
+            if where[c] != home:
+                out[where[c]].remove(c)
+                out[home].append(c)
+                where[c] = home
+    return [sorted(f) for f in out]
+
+
 def training_ids(folds: Sequence[Sequence[str]], held_out: int) -> List[str]:
     """Every case outside fold ``held_out``."""
     return sorted(c for i, f in enumerate(folds) if i != held_out for c in f)

@@ -38,6 +38,7 @@ class DataConfig:
     augment: bool = True
     sequence_dropout: float = 0.0  # probability that a patch loses 1..C-1 whole sequences
     clinical_sim: float = 0.0  # probability of a simulated clinical acquisition (thick slices, noise, bias)
+    channel_jitter: float = 0.0  # per-sequence probability of its own gamma, contrast and brightness change
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10
     loss: str = "dice_ce"  # dice_ce (softmax classes) | regions (sigmoid WT, TC, ET: BraTS region training)
+    channels_last: bool = True  # channels-last-3d memory layout (faster convolutions on CPUs and GPUs)
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,8 @@ def check(cfg: FinetuneConfig) -> None:
         raise ConfigError("train.lr must be positive and train.final_lr not negative.")
     if t.loss not in ("dice_ce", "regions"):
         raise ConfigError(f"train.loss={t.loss!r}: use dice_ce (classes) or regions (WT, TC, ET).")
-    if not 0.0 <= d.clinical_sim <= 1.0:
-        raise ConfigError("data.clinical_sim is a probability between 0 and 1.")
+    if not 0.0 <= d.clinical_sim <= 1.0 or not 0.0 <= d.channel_jitter <= 1.0:
+        raise ConfigError("data.clinical_sim and data.channel_jitter are probabilities between 0 and 1.")
     if t.precision not in ("auto", "bf16", "fp16", "fp32"):
         raise ConfigError(f"train.precision={t.precision!r}: use auto, bf16, fp16 or fp32.")
     if not 0.0 <= cfg.validation.overlap < 1.0 or cfg.validation.blend not in ("gaussian", "constant"):

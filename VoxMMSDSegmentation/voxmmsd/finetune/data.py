@@ -150,6 +150,34 @@ def simulate_acquisition(image: np.ndarray, rng: np.random.Generator, probabilit
     return out.astype(np.float32, copy=False), done
 
 
+def channel_intensity(image: np.ndarray, rng: np.random.Generator,
+                      probability: float) -> Tuple[np.ndarray, Dict[str, object]]:
+    """Per channel of ``image`` (C, D, H, W, brain in [0, 1], background 0), each with ``probability``:
+    a gamma (0.7-1.5), a contrast scale (0.75-1.25) and a brightness shift (-0.1..0.1), each channel
+    drawn on its own, so that no fixed relation between the sequences' intensities can be learnt
+    (other pipelines and scanners shift one sequence against another). Background stays 0."""
+    if probability <= 0:
+        return image, {}
+    brain = np.any(image > 0, axis=0)
+    out = image
+    done: Dict[str, object] = {}
+    for c in range(image.shape[0]):
+        if rng.random() >= probability:
+            continue
+        if out is image:
+            out = image.copy()
+        ch = out[c]
+        gamma = float(rng.uniform(0.7, 1.5))
+        scale = float(rng.uniform(0.75, 1.25))
+        shift = float(rng.uniform(-0.1, 0.1))
+        ch = np.power(np.clip(ch, 0.0, 1.0), gamma) * scale + shift
+        ch = np.clip(ch, 0.0, 1.0)
+        ch[~brain] = 0.0
+        out[c] = ch
+        done[str(c)] = (round(gamma, 3), round(scale, 3), round(shift, 3))
+    return out.astype(np.float32, copy=False), done
+
+
 def build_augmentation(seed: int):  # -> monai.transforms.Compose
     """MONAI dictionary transforms on ``{"image": (C,D,H,W), "label": (1,D,H,W)}``, seeded."""
     from monai import transforms as mt
@@ -176,7 +204,7 @@ class PatchStream(torch.utils.data.IterableDataset):
 
     def __init__(self, cache_folder: Path, case_ids: Sequence[str], patch_size: Sequence[int], num_classes: int,
                  foreground_ratio: float = 0.33, augment: bool = True, sequence_dropout: float = 0.0,
-                 seed: int = 0, clinical: float = 0.0, spacing_mm: float = 1.0) -> None:
+                 seed: int = 0, clinical: float = 0.0, spacing_mm: float = 1.0, channel_jitter: float = 0.0) -> None:
         super().__init__()
         if not case_ids:
             raise ValueError("PatchStream needs at least one case")
@@ -190,6 +218,7 @@ class PatchStream(torch.utils.data.IterableDataset):
         self.seed = seed
         self.clinical = clinical
         self.spacing_mm = spacing_mm
+        self.channel_jitter = channel_jitter
 
     #: the stream begins at batch number ``start`` of ``batch_size`` samples (see :meth:`positioned`)
     start = 0
@@ -247,6 +276,9 @@ class PatchStream(torch.utils.data.IterableDataset):
         if self.clinical > 0:
             sim, _ = simulate_acquisition(img_t.numpy(), rng, self.clinical, self.spacing_mm)
             img_t = torch.from_numpy(np.ascontiguousarray(sim))
+        if self.channel_jitter > 0:
+            jit, _ = channel_intensity(img_t.numpy(), rng, self.channel_jitter)
+            img_t = torch.from_numpy(np.ascontiguousarray(jit))
         return {"image": img_t.contiguous(), "label": lab_t.contiguous()}
 
 

@@ -73,6 +73,9 @@ class Trainer:
         t = cfg.train
         self.cfg, self.device, self.dist, self.init_info = cfg, device, dist, init_info
         self.model = model.to(device)
+        self.memory_format = torch.channels_last_3d if t.channels_last else torch.contiguous_format
+        if t.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
         self.optimizer = build_optimizer(self.model, cfg)
         self.amp = autocast_dtype(device, t.precision)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
@@ -120,7 +123,7 @@ class Trainer:
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         self.net.train()
-        image = batch["image"].to(self.device, non_blocking=True)
+        image = batch["image"].to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         label = batch["label"].to(self.device, non_blocking=True)
         self.optimizer.zero_grad(set_to_none=True)
         ctx = torch.autocast(self.device.type, dtype=self.amp) if self.amp is not None else contextlib.nullcontext()
@@ -214,7 +217,8 @@ def _run(data_dir: Path, run: RunFolder, cfg: FinetuneConfig, ckpt: Optional[Dic
     stream = PatchStream(cases.folder, cases.train, cfg.data.patch_size, cfg.network.num_classes,
                          cfg.data.foreground_ratio, cfg.data.augment, cfg.data.sequence_dropout,
                          seed=t.seed + 7919 * dist.rank, clinical=cfg.data.clinical_sim,
-                         spacing_mm=min(cfg.preprocessing.spacing) if cfg.preprocessing.spacing else 1.0)
+                         spacing_mm=min(cfg.preprocessing.spacing) if cfg.preprocessing.spacing else 1.0,
+                         channel_jitter=cfg.data.channel_jitter)
     stream.positioned(trainer.iteration, cfg.data.batch_size)
     loader = make_loader(stream, cfg.data.batch_size, cfg.data.workers, pin_memory=dev.type == "cuda",
                          generator=torch.Generator().manual_seed(t.seed))  # the global RNG stays untouched

@@ -54,7 +54,7 @@ NAME_TOKENS: Dict[str, str] = {
     "t1c": "t1c", "t1ce": "t1c", "t1gd": "t1c", "t1post": "t1c", "gd": "t1c",
     "t2w": "t2w", "t2": "t2w",
     "t2f": "t2f", "flair": "t2f", "t2flair": "t2f",
-    "seg": LABEL, "label": LABEL, "labels": LABEL, "mask": LABEL,
+    "seg": LABEL, "segm": LABEL, "label": LABEL, "labels": LABEL, "mask": LABEL,
 }
 
 #: nnU-Net channel suffix -> sequence key (the order of :data:`SEQUENCES`).
