@@ -1,7 +1,6 @@
 """Pipeline shifts of the model protocol: anatomy kept, intensities or storage changed."""
 
 import numpy as np
-
 from voxmmsd.experiment.shifts import bias_shift, to_uint8, zscore_whole
 
 
