@@ -49,6 +49,9 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--min-et-component-ml", type=float, default=None,
                    help="relabel NETC every ET component smaller than this many mL, the largest kept "
                         "(default: the model's inference.min_et_component_ml; 0 = off)")
+    p.add_argument("--tumour-bias", type=float, default=None, metavar="LOGODDS",
+                   help="favour tumour over background by this many log-odds before labelling (positive: "
+                        "more tumour; default: the model's inference.tumour_bias, chosen on its folds; 0 = off)")
     p.add_argument("--no-fallback", action="store_true",
                    help="use the chosen model even when a sequence is missing for which its package names a "
                         "better model (inference.fallback_when_missing; the default model: 1.0.0 without T2w "
@@ -75,7 +78,7 @@ def _predictor(args: argparse.Namespace, package: Any = None):
                           tta=True if args.tta else None,
                           patch_size=tuple(args.patch_size) if args.patch_size else None,
                           overlap=args.overlap, blend=args.blend, min_component_ml=args.min_component_ml,
-                          min_et_component_ml=args.min_et_component_ml)
+                          min_et_component_ml=args.min_et_component_ml, tumour_bias=args.tumour_bias)
     return Predictor(package, cfg)
 
 

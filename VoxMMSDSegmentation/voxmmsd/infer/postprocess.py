@@ -75,10 +75,18 @@ def regions_to_labels(scores: np.ndarray, threshold: float = 0.0) -> np.ndarray:
     return label
 
 
-def labels_from_scores(scores: np.ndarray, output: str = "classes") -> np.ndarray:
-    """The label map of network outputs (K, z, y, x) read as ``output`` (see :data:`OUTPUT_KINDS`)."""
+def labels_from_scores(scores: np.ndarray, output: str = "classes", tumour_bias: float = 0.0) -> np.ndarray:
+    """The label map of network outputs (K, z, y, x) read as ``output`` (see :data:`OUTPUT_KINDS`).
+
+    ``tumour_bias`` (log-odds units, chosen on cross-validation folds; 0 = plain argmax) favours tumour
+    over background: ``classes`` lowers the background score by it, ``regions`` lowers the decision
+    threshold of every region by it. The choice among tumour classes is unchanged.
+    """
     if output == "regions":
-        return regions_to_labels(scores)
+        return regions_to_labels(scores, -float(tumour_bias))
+    if tumour_bias:
+        scores = scores.copy()
+        scores[0] -= np.asarray(tumour_bias, dtype=scores.dtype)
     return argmax_labels(scores)
 
 

@@ -62,6 +62,8 @@ class PredictorConfig:
     min_et_ml: Optional[float] = None
     #: an ET component smaller than this (mL) becomes NETC, the largest kept; None: ``inference.min_et_component_ml``
     min_et_component_ml: Optional[float] = None
+    #: log-odds added to tumour against background before the label is taken; None: ``inference.tumour_bias``
+    tumour_bias: Optional[float] = None
     #: measure how sure the network was (report ``uncertainty``, warnings); costs the on-device argmax
     uncertainty: bool = True
     channels_last: bool = True
@@ -162,6 +164,7 @@ class Predictor:
         self.min_et_ml = limit("min_et_ml")
         self.min_component_ml = limit("min_component_ml")
         self.min_et_component_ml = limit("min_et_component_ml")
+        self.tumour_bias = limit("tumour_bias")
         self._tta_masks: List[np.ndarray] = []
 
     # -- running the network -------------------------------------------------------------
@@ -172,7 +175,7 @@ class Predictor:
         return with_mirroring(f, on_pass=self._tta_pass if self.config.uncertainty else None) if self.tta else f
 
     def _tta_pass(self, out: np.ndarray) -> None:
-        self._tta_masks.append(labels_from_scores(out[0], self.output) > 0)
+        self._tta_masks.append(labels_from_scores(out[0], self.output, self.tumour_bias) > 0)
 
     def _whole_allowed(self, shape: Tuple[int, ...]) -> bool:
         if self.backend.device != "cpu":
@@ -230,7 +233,8 @@ class Predictor:
         del image
         t1 = time.perf_counter()
         resampled = tuple(prepared.image.shape[1:]) != tuple(prepared.crop_shape)
-        labels_ok = not resampled and self.output == "classes" and not self.config.uncertainty
+        labels_ok = (not resampled and self.output == "classes" and not self.config.uncertainty
+                     and not self.tumour_bias)  # the device's argmax knows no bias
         scores, mode = self._logits(prepared.image, progress, labels_ok=labels_ok)
         t2 = time.perf_counter()
         conf = tumour = None
@@ -239,10 +243,10 @@ class Predictor:
         else:
             if self.config.uncertainty:  # measured on the network's grid (cheaper than on the crop)
                 conf = confidence_map(scores, self.output)
-                tumour = (labels_from_scores(scores, self.output) > 0) & prepared.brain
+                tumour = (labels_from_scores(scores, self.output, self.tumour_bias) > 0) & prepared.brain
             if resampled:
                 scores = restore_scores(scores, prepared)  # back to the crop grid
-            small = labels_from_scores(scores, self.output)
+            small = labels_from_scores(scores, self.output, self.tumour_bias)
         if self.config.mask_outside_brain:
             small[~brain] = 0
         disagreement = uncertainty.tta_disagreement(self._tta_masks) if mode == "whole" else None
@@ -278,7 +282,7 @@ class Predictor:
                                                                             if a not in case.alerts]
         run = dict(self.backend.describe())
         run.update({"mode": mode, "tta": self.tta, "overlap": self.overlap, "blend": self.config.blend,
-                    "output": self.output, "min_et_ml": self.min_et_ml,
+                    "output": self.output, "tumour_bias": self.tumour_bias, "min_et_ml": self.min_et_ml,
                     "min_component_ml": self.min_component_ml, "min_et_component_ml": self.min_et_component_ml,
                     "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
