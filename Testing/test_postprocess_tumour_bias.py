@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from voxmmsd.infer.postprocess import labels_from_scores
 
 
