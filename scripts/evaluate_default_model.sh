@@ -55,7 +55,9 @@ if [ "$MODE" = protocol ]; then
   SHIFTS="thick5mm bias zscore uint8 ras"
   STEPS=${STEPS:-shift baselines candidate loso table}
   M=Resources/models/voxmmsd-brats-default
+  # once a later default retires 2.1.0 from the bundle: scripts/get_retired_model.sh 2.1.0 DIR, then W210=DIR
   BASELINES=${BASELINES:-b100=$M/1.0.0 w210=${W210:-$M}}
+  KEEP=${KEEP:-pieces/v3}
   mkdir -p "$CV"
   D=$DATA
   $PY scripts/crossval.py splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
@@ -89,9 +91,14 @@ if [ "$MODE" = protocol ]; then
   fi
   if [[ " $STEPS " == *" candidate "* ]]; then
     mkdir -p "$CV/v3"
-    for k in 0 1 2 3 4; do
-      [ -f "$TRAIN/fold$k/model/model.json" ] || { echo "fold $k not trained yet ($TRAIN/fold$k)"; exit 1; }
-      ln -sfn "$(realpath "$TRAIN/fold$k")" "$CV/v3/fold$k"
+    for k in 0 1 2 3 4; do  # the training's own fold models, else the pieces kept in the repository
+      if [ -f "$TRAIN/fold$k/model/model.json" ]; then
+        ln -sfn "$(realpath "$TRAIN/fold$k")" "$CV/v3/fold$k"
+      elif [ -f "$KEEP/fold$k/model.json" ]; then
+        rm -f "$CV/v3/fold$k"; mkdir -p "$CV/v3/fold$k"; ln -sfn "$(realpath "$KEEP/fold$k")" "$CV/v3/fold$k/model"
+      else
+        echo "fold $k not trained yet ($TRAIN/fold$k, $KEEP/fold$k)"; exit 1
+      fi
     done
     $PY scripts/crossval.py run "${X[@]}" --name v3
     $PY scripts/crossval.py score "${X[@]}" --name v3
@@ -110,6 +117,9 @@ PYEOF
     for src in $($PY -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['names']))" "$CV/loso-splits.json"); do
       if [ -f "$TRAIN/loso-$src/model/model.json" ]; then
         ln -sfn "$(realpath "$TRAIN/loso-$src")" "$CV/loso/fold$i"; ready+=("$i")
+      elif [ -f "$KEEP/loso-$src/model.json" ]; then
+        rm -f "$CV/loso/fold$i"; mkdir -p "$CV/loso/fold$i"
+        ln -sfn "$(realpath "$KEEP/loso-$src")" "$CV/loso/fold$i/model"; ready+=("$i")
       else
         echo "leave-one-source-out: $src not trained yet ($TRAIN/loso-$src); skipped"
       fi

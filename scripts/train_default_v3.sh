@@ -11,6 +11,8 @@
 #     DATA    the development data (default ../shared/data: brats2018/ and extra/)
 #     WORK    working folder (default out/train-v3): WORK/data (links), WORK/cache, WORK/fold0..4, WORK/all,
 #             WORK/loso-<source>
+#     KEEP    (environment) where finished pieces are kept in the repository, float16 (default pieces/v3);
+#             a piece found there is not trained again. Commit KEEP after each sitting.
 #     PIECES  which runs, in order (default: fold0 fold1 fold2 fold3 fold4 all loso-brats2018 loso-brats2021
 #             loso-brats2023 loso-upenn-gbm)
 # About 17 minutes per piece (1,000 steps of ~1 s) on 2 idle cores with jemalloc. Needs .venv.
@@ -42,9 +44,11 @@ if ! cmp -s <("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["fol
             <("$PY" -c 'import json,sys; print(json.load(open(sys.argv[1]))["folds"])' "$SPLITS"); then
   echo "error: the folds made from $DATA differ from $SPLITS (other data?)" >&2; exit 2
 fi
+KEEP=${KEEP:-pieces/v3}  # finished pieces kept in the repository (float16): a later sitting starts from them
 for piece in $PIECES; do
   run="$WORK/$piece"
   if [ -f "$run/model/model.json" ]; then echo "$piece: done ($run/model)"; continue; fi
+  if [ -f "$KEEP/$piece/model.json" ]; then echo "$piece: done in an earlier sitting ($KEEP/$piece)"; continue; fi
   if [ "$piece" = all ]; then
     train=$("$PY" -c 'import json,sys; print(",".join(sorted(c for f in json.load(open(sys.argv[1]))["folds"] for c in f)))' "$SPLITS")
   elif [ "${piece#loso-}" != "$piece" ]; then
@@ -61,4 +65,6 @@ for piece in $PIECES; do
     "$VX" finetune --data "$WORK/data" --out "$run" --train "$train" --val 0 --config "$RECIPE" \
         --set data.cache_dir="$WORK/cache" --set package.model_id=voxmmsd-brats-default --set package.version=3.0.0
   fi
+  # keep the finished piece in the repository (commit it: pieces/ is what the next sitting continues from)
+  [ -f "$run/model/model.json" ] && "$PY" scripts/save_fold_pieces.py "$WORK" "$KEEP" "$piece"
 done
