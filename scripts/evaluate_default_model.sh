@@ -55,7 +55,6 @@ if [ "$MODE" = protocol ]; then
   SHIFTS="thick5mm bias zscore uint8 ras"
   STEPS=${STEPS:-shift baselines candidate loso table}
   M=Resources/models/voxmmsd-brats-default
-  # once a later default retires 2.1.0 from the bundle: scripts/get_retired_model.sh 2.1.0 DIR, then W210=DIR
   BASELINES=${BASELINES:-b100=$M/1.0.0 w210=${W210:-$M}}
   KEEP=${KEEP:-pieces/v3}
   mkdir -p "$CV"
