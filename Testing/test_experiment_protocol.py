@@ -53,3 +53,20 @@ def test_rule_wins_and_each_way_to_lose():
     noisy = _arm(0.85, 50.0, groups)
     verdict = decide(noisy, {"b": dict(base, paired=noisy)})
     assert not verdict["default"] and any("false positives" in r for r in verdict["reasons"])
+
+
+def test_markdown_tables_carry_the_numbers_and_the_verdict():
+    from voxmmsd.experiment.protocol_tables import markdown
+
+    groups = {"a": "x", "b": "x", "c": "y", "d": "y"}
+    base = _arm(0.8, 5.0, groups)
+    cand = _arm([0.99, 0.99, 0.75, 0.75], 1.0, groups)
+    base["cases"] = cand["cases"] = 4
+    result = {"candidate": "cand", "cand": cand, "base": dict(base, paired=cand)}
+    result["rule"] = decide(cand, {"base": result["base"]})
+    text = markdown(result)
+    assert "| cand | WT | 0.870 ± 0.139 |" in text  # mean and SD of the four WT Dice values
+    assert "| cand | y | 0.750 |" in text and "| base | x | 0.800 |" in text
+    assert "| cand | bias | 0.870 (+0.000)" in text
+    assert "### The rule: not passed" in text and "source y" in text
+    assert "Leave-one-source-out" not in text  # no LOSO rows when none were scored

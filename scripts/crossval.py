@@ -402,7 +402,10 @@ def cmd_protocol(args: argparse.Namespace) -> int:
     result["rule"] = decide(result[args.candidate], baselines)
     out = Path(args.out) / "protocol.json"
     out.write_text(json.dumps(result, indent=1), encoding="utf-8")
-    log.info("protocol: %s", out)
+    from voxmmsd.experiment.protocol_tables import markdown
+
+    (Path(args.out) / "protocol.md").write_text(markdown(result), encoding="utf-8")
+    log.info("protocol: %s and protocol.md", out)
     print(json.dumps(result["rule"], indent=1))
     return 0
 
