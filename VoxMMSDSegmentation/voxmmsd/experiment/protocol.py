@@ -128,5 +128,5 @@ def decide(candidate: Mapping[str, Any], baselines: Mapping[str, Mapping[str, An
                 reasons.append(f"{name}: mean Dice under shift {sa:.3f} < {sb:.3f}")
             if fa > fb:
                 ok = False
-                reasons.append(f"{name}: median far false positives under shift {fa:.1f} mL > {fb:.1f} mL")
+                reasons.append(f"{name}: median far false positives under shift {fa:.3f} mL > {fb:.3f} mL")
     return {"default": ok, "reasons": reasons}
