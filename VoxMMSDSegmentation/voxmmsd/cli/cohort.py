@@ -35,6 +35,8 @@ def add_parser(sub: Any) -> None:
     a.add_argument("--proposed-by", metavar="ID@VERSION", help="the model that proposed the segmentation")
     a.add_argument("--labels", default="auto", choices=("auto", "brats2023", "legacy"),
                    help="label convention of --seg (default: detected)")
+    a.add_argument("--proposal-labels", default="auto", choices=("auto", "brats2023", "legacy"),
+                   help="label convention of --proposal (default: detected)")
     a.add_argument("--register", default="auto", choices=CHOICES, help="co-registration onto T1c (default auto)")
     a.add_argument("--skull-strip", default="auto", choices=CHOICES, help="brain extraction (default auto)")
     a.add_argument("--source", default="command line", help="where the case was reviewed (recorded)")
@@ -66,6 +68,9 @@ def add_parser(sub: Any) -> None:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--max-region-drop", type=float, default=0.05,
                    help="largest drop of one region's mean Dice still called not worse (default 0.05)")
+    f.add_argument("--tolerance", type=float, default=0.0,
+                   help="how far the mean Dice of WT, TC, ET may fall short of the starting model's and still be "
+                        "called not worse (default 0)")
     f.add_argument("--max-iters", type=int, metavar="N", help="iterations of every fine-tuning (default 200)")
     f.add_argument("--device", default="auto", help="auto (default), cpu or cuda")
     f.add_argument("--config", type=Path, metavar="FILE.yaml", help="fine-tuning settings (see docs/finetuning.md)")
@@ -110,6 +115,7 @@ def _proposer(spec: Any) -> Any:
 
 def run_add(args: argparse.Namespace) -> int:
     from voxmmsd.cohort.add import AddOptions, add_case
+    from voxmmsd.errors import VoxMMSDError
     from voxmmsd.io.discovery import case_from_arguments
     from voxmmsd.jobs.events import stdout_writer
 
@@ -118,9 +124,14 @@ def run_add(args: argparse.Namespace) -> int:
     if args.seg is not None and files.label != args.seg:
         files = type(files)(files.case_id, files.sequences, args.seg, files.folder, files.matches)
     events = stdout_writer() if args.progress == "json" else None
-    record = add_case(args.cohort, files, proposal=args.proposal, proposed_by=_proposer(args.proposed_by),
-                      source=args.source, options=AddOptions(args.register, args.skull_strip, args.labels,
-                                                             args.device), events=events)
+    try:
+        record = add_case(args.cohort, files, proposal=args.proposal, proposed_by=_proposer(args.proposed_by),
+                          source=args.source, options=AddOptions(args.register, args.skull_strip, args.labels,
+                                                                 args.proposal_labels, args.device), events=events)
+    except VoxMMSDError as exc:
+        if events is not None:  # the module shows the message, not the last log line
+            events.emit("cohort", "error", message=str(exc))
+        raise
     if events is None:
         from voxmmsd.cohort.edits import summary_text
 
@@ -169,7 +180,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     start = resolve_model(args.model)
     cfg = cohort_config(start.meta, start.folder, args.init, args.config, args.overrides, args.max_iters)
-    options = LearnOptions(folds=args.folds, seed=args.seed, rule=Rule(args.max_region_drop), device=args.device)
+    options = LearnOptions(folds=args.folds, seed=args.seed, rule=Rule(args.max_region_drop, args.tolerance), device=args.device)
     status = learn(args.cohort, args.out, str(start.folder), cfg, options, args.init, stdout_stream(args.progress))
     if args.progress == "json":
         return 0

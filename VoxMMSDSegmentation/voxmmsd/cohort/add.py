@@ -40,6 +40,7 @@ class AddOptions:
     register: str = "auto"
     skull_strip: str = "auto"
     label_convention: str = "auto"  # of the segmentation file: auto | brats2023 | legacy
+    proposal_convention: str = "auto"  # of the proposal file
     device: str = "auto"  # for brain extraction
 
 
@@ -96,7 +97,7 @@ def add_case(root: Path, files: CaseFiles, *, proposal: Optional[Path] = None,
                          f"reviewed tumour; segment it first.")
     before = None
     if proposal is not None:
-        before, _ = read_label_on(proposal, case.geometry, "auto", "proposed segmentation")
+        before, _ = read_label_on(proposal, case.geometry, options.proposal_convention, "proposed segmentation")
     emit("cohort", "progress", iteration=1, total=3, message="checked")
     voxel_ml = case.geometry.voxel_volume_ml
     stats = edit_statistics(before, label, voxel_ml)

@@ -5,8 +5,8 @@ post-processing, as ``voxmmsd segment`` runs it) and is scored on the case's own
 :func:`voxmmsd.metrics.evaluate.evaluate_case`: Dice per region (WT, TC, ET) and the volume error in mL.
 
 The rule (:func:`decide`): the fine-tuned model is *not worse* when its mean Dice over WT, TC and ET on the
-held-out cases is at least the starting model's, and no region's mean Dice drops by more than
-``max_region_drop``. Only then is it installed without an override.
+held-out cases is at least the starting model's (less ``tolerance``, 0 by default), and no region's mean
+Dice drops by more than ``max_region_drop``. Only then is it installed without an override.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class Rule:
 
     #: the largest drop of one region's mean Dice that is still accepted
     max_region_drop: float = 0.05
+    #: how far the mean Dice over WT, TC and ET may fall short of the starting model's
+    tolerance: float = 0.0
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -100,7 +102,7 @@ def decide(summary: Mapping[str, Mapping[str, Mapping[str, float]]], rule: Rule 
     worst = min(REGIONS, key=lambda r: diff[r])
     mean_text = (f"mean Dice of WT, TC, ET {b['mean']['dice']:.3f} (fine-tuned) against {a['mean']['dice']:.3f} "
                  f"(starting model)")
-    if diff["mean"] < 0:
+    if diff["mean"] < -rule.tolerance:
         return {"not_worse": False, "reason": f"worse on the held-out cases: {mean_text}", "difference": diff}
     if diff[worst] < -rule.max_region_drop:
         return {"not_worse": False, "difference": diff,

@@ -110,11 +110,10 @@ def install_candidate(run_dir: Path, force: bool = False, model_id: Optional[str
         copy = work / "model"
         shutil.copytree(folder, copy)
         cases = comparison.get("cases")
-        date = str(comparison.get("date") or now_iso())[:10]
 
         def change(meta: Dict[str, Any]) -> None:
             meta["id"], meta["version"] = mid, ver
-            meta["name"] = f"{start.get('name') or start.get('id')} fine-tuned on {cases} local cases ({date})"
+            meta["name"] = f"{start.get('name') or start.get('id')}, local fine-tune"
             meta["description"] = (f"Fine-tuned from {start.get('id')} {start.get('version')} on a local cohort "
                                    f"of {cases} reviewed cases. {decision.get('reason', '')}".strip())
             cohort = meta.setdefault("training", {}).setdefault("cohort", {})
@@ -142,7 +141,7 @@ def describe(meta: Mapping[str, Any]) -> str:
 
     text = f"cohort of {cohort.get('cases')} cases, {str(cohort.get('date') or '')[:10]}"
     if tuned:
-        text += f"; held-out Dice WT/TC/ET {dice(tuned)} (start {dice(start)})"
+        text += f"; held-out Dice WT/TC/ET {dice(tuned)} vs start {dice(start)}"
     if (cohort.get("installed") or {}).get("override"):
         text += "; installed although worse"
     return text
