@@ -54,8 +54,9 @@ def _norm(text: str) -> str:
 
 def _type_code(segment: Any) -> str:
     """The type code of a segment's terminology (``79654002`` for oedema), or ""."""
-    parts = scene_io.get_terminology(segment).split("~")
-    return parts[2].split("^")[0] if len(parts) > 2 else ""
+    parts = scene_io.get_terminology(segment).split("~")  # context~category~type~... ; type = scheme^code^meaning
+    codes = parts[2].split("^") if len(parts) > 2 else []
+    return codes[1] if len(codes) > 1 else ""
 
 
 def segment_values(seg: Any, labels: Optional[List[scene_io.LabelSpec]] = None) -> Dict[str, int]:
@@ -84,6 +85,16 @@ def segment_values(seg: Any, labels: Optional[List[scene_io.LabelSpec]] = None) 
     return out
 
 
+def _remove_new_nodes(scene: Any, before: List[str]) -> None:
+    """Remove the nodes added since ``before`` (a label-map export adds its display and colour nodes)."""
+    known = set(before)
+    for node_id in reversed(scene_io.scene_node_ids(scene)):
+        if node_id not in known:
+            node = scene.GetNodeByID(node_id)
+            if node is not None:
+                scene.RemoveNode(node)
+
+
 def reviewed_labels(scene: Any, seg: Any, reference: Any) -> np.ndarray:
     """The segmentation as an internal (BraTS 2023) label array ``(k, j, i)`` on ``reference``'s grid."""
     import vtk
@@ -92,10 +103,10 @@ def reviewed_labels(scene: Any, seg: Any, reference: Any) -> np.ndarray:
     values = segment_values(seg)
     logic = slicer.vtkSlicerSegmentationsModuleLogic()
     logic.SetMRMLScene(scene)
-    temp = scene_io.SceneChanges(scene)
+    before = scene_io.scene_node_ids(scene)
     out = np.zeros(tuple(reversed(reference.GetImageData().GetDimensions())), np.uint8)
     try:
-        lm = temp.track(scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "voxmmsd-cohort-export"))
+        lm = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "voxmmsd-cohort-export")
         for seg_id, value in sorted(values.items(), key=lambda kv: PAINT_ORDER.index(kv[1])):
             ids = vtk.vtkStringArray()
             ids.InsertNextValue(seg_id)
@@ -107,21 +118,21 @@ def reviewed_labels(scene: Any, seg: Any, reference: Any) -> np.ndarray:
                                  f"({mask.shape} != {out.shape}).")
             out[mask > 0] = value
     finally:
-        temp.rollback()
+        _remove_new_nodes(scene, before)
     return out
 
 
 def write_label_file(scene: Any, label: np.ndarray, reference: Any, path: Path) -> Path:
     """Write ``label`` (``(k, j, i)`` on ``reference``'s grid) with ``reference``'s geometry, through a storage node."""
     slicer = _slicer()
-    temp = scene_io.SceneChanges(scene)
+    before = scene_io.scene_node_ids(scene)
     try:
-        lm = temp.track(scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "voxmmsd-cohort-label"))
+        lm = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "voxmmsd-cohort-label")
         lm.CopyOrientation(reference)
         slicer.util.updateVolumeFromArray(lm, np.ascontiguousarray(label.astype(np.uint8)))
         return scene_io.export_volume(lm, Path(path))
     finally:
-        temp.rollback()
+        _remove_new_nodes(scene, before)
 
 
 # ---------------------------------------------------------------- the model's proposal
