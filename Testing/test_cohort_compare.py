@@ -57,8 +57,8 @@ def test_recipe_inherits_the_starting_models_network_preprocessing_and_known_set
                         "dropout": [0.0, 0.0, 0.2, 0.2, 0.2]},
             "preprocessing": {"percentile": 99.5, "crop_margin": 2, "spacing": [2.0, 2.0, 2.0]},
             "inference": {"output": "regions"},
-            "training": {"config": {"data": {"patch_size": [48, 48, 48], "root": "/their/data", "sequence_dropout": 0.25,
-                                             "a_setting_from_elsewhere": 1},
+            "training": {"config": {"data": {"patch_size": [48, 48, 48], "root": "/their/data",
+                                             "sequence_dropout": 0.25, "a_setting_from_elsewhere": 1},
                                     "train": {"iterations": 9999, "lr": 0.5, "seed": 3},
                                     "init": {"path": "/their/init"}}}}
     cfg = recipe.cohort_config(meta, tmp_path / "start")
@@ -95,8 +95,9 @@ def test_versions_ids_and_provenance(tmp_path: Path, monkeypatch):
     assert install.local_id("voxmmsd-brats-default") == "voxmmsd-brats-default-local"
     assert install.local_id("x-local") == "x-local"
     meta = {"training": {"cohort": {"cases": 7, "date": "2025-03-01T10:00:00Z", "installed": {"override": True}}},
-            "metrics": {"cohort_crossval": {"finetuned": {"WT": {"dice": 0.85}, "TC": {"dice": 0.7}, "ET": {"dice": 0.6}},
-                                            "start": {"WT": {"dice": 0.81}, "TC": {"dice": 0.68}, "ET": {"dice": 0.62}}}}}
+            "metrics": {"cohort_crossval": {
+                "finetuned": {"WT": {"dice": 0.85}, "TC": {"dice": 0.7}, "ET": {"dice": 0.6}},
+                "start": {"WT": {"dice": 0.81}, "TC": {"dice": 0.68}, "ET": {"dice": 0.62}}}}}
     text = install.describe(meta)
     assert text == ("cohort of 7 cases, 2025-03-01; held-out Dice WT/TC/ET 0.85/0.70/0.60 vs start 0.81/0.68/0.62; "
                     "installed although worse")

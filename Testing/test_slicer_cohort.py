@@ -204,7 +204,8 @@ def test_panel_tables_commands_and_the_install_rule(tmp_path: Path, synthetic_ca
 
     run = tmp_path / "run"
     comparison = {"cases": 4, "folds": [["a"], ["b"]], "start_model": {"id": "x", "version": "1"},
-                  "summary": {"start": {r: {"dice": 0.5, "abs_volume_error_ml": 3.0} for r in ("WT", "TC", "ET", "mean")},
+                  "summary": {"start": {r: {"dice": 0.5, "abs_volume_error_ml": 3.0}
+                                        for r in ("WT", "TC", "ET", "mean")},
                               "finetuned": {r: {"dice": 0.4, "abs_volume_error_ml": 2.0}
                                             for r in ("WT", "TC", "ET", "mean")}},
                   "decision": {"not_worse": False, "reason": "worse on the held-out cases"}}

@@ -543,12 +543,11 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
     # -- segmentation -----------------------------------------------------------
     def startSegmentation(self, inputs: Dict[str, Any], options, **kwargs):
         """Start a :class:`SegmentationJob` (poll it from a timer); raises for bad inputs."""
+        from VoxMMSDSegmentationLib.cohort import proposals_dir
         from VoxMMSDSegmentationLib.segmentation import SegmentationJob
 
-        # the job's own folder under Slicer's temporary path, removed when the job ends (whatever the outcome)
-        from VoxMMSDSegmentationLib.cohort import proposals_dir
-
         kwargs.setdefault("proposal_store", proposals_dir())  # the unedited result, for a cohort's edit statistics
+        # the job's own folder under Slicer's temporary path, removed when the job ends (whatever the outcome)
         job = SegmentationJob(slicer.mrmlScene, inputs, options, python=self.pythonExecutable(),
                               env=self.engineEnvironment(), temp_root=Path(slicer.app.temporaryPath), **kwargs)
         return job.start()

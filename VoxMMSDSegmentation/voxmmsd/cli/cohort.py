@@ -180,7 +180,8 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     start = resolve_model(args.model)
     cfg = cohort_config(start.meta, start.folder, args.init, args.config, args.overrides, args.max_iters)
-    options = LearnOptions(folds=args.folds, seed=args.seed, rule=Rule(args.max_region_drop, args.tolerance), device=args.device)
+    options = LearnOptions(folds=args.folds, seed=args.seed, rule=Rule(args.max_region_drop, args.tolerance),
+                           device=args.device)
     status = learn(args.cohort, args.out, str(start.folder), cfg, options, args.init, stdout_stream(args.progress))
     if args.progress == "json":
         return 0

@@ -49,7 +49,8 @@ def record_provenance(folder: Path, plan: Mapping[str, Any], comparison: Mapping
     summary = comparison.get("summary") or {}
 
     def scores(model: str) -> Dict[str, Any]:
-        return {r: {"dice": round(float(v["dice"]), 4), "abs_volume_error_ml": round(float(v["abs_volume_error_ml"]), 2)}
+        return {r: {"dice": round(float(v["dice"]), 4),
+                    "abs_volume_error_ml": round(float(v["abs_volume_error_ml"]), 2)}
                 for r, v in (summary.get(model) or {}).items()}
 
     def change(meta: Dict[str, Any]) -> None:
