@@ -73,6 +73,34 @@ def test_recipe_inherits_the_starting_models_network_preprocessing_and_known_set
     assert no_recipe.data.patch_size == (64, 64, 64) and no_recipe.train.loss == "dice_ce"
 
 
+def test_a_fold_ensemble_is_fine_tuned_as_one_network_from_its_first_member(tmp_path: Path):
+    """A fold ensemble (network.members) as the starting model: the cohort run trains one U-Net of the members'
+    shape, warm-started from member 0, with the ensemble's preprocessing (z-score normalisation kept)."""
+    torch = pytest.importorskip("torch")
+    from voxmmsd.finetune.init import initialise
+    from voxmmsd.models.package import load_package, save_package
+    from voxmmsd.nets.config import UNetConfig
+    from voxmmsd.nets.ensemble import FoldEnsemble
+    from voxmmsd.nets.unet import VoxUNet
+    from voxmmsd.preprocessing import PreprocessConfig
+
+    torch.manual_seed(1)
+    net = UNetConfig(channels=(4, 8, 16, 32, 64), members=2)
+    folder = save_package(tmp_path / "ens", FoldEnsemble(net).state_dict(), net,
+                          PreprocessConfig(normalization="zscore"), model_id="ens", version="1.0.0",
+                          name="Ensemble", export_onnx=False)
+    meta = load_package(folder).meta
+    assert meta["network"]["members"] == 2
+    cfg = recipe.cohort_config(meta, folder)
+    assert cfg.network.members == 1 and cfg.network.channels == (4, 8, 16, 32, 64)
+    assert cfg.preprocessing.normalization == "zscore"
+    model = VoxUNet(cfg.network)
+    initialise(model, Path(cfg.init.path), cfg.init.keep_head)
+    member0 = {k[len("members.0."):]: v for k, v in load_package(folder).load_state_dict().items()
+               if k.startswith("members.0.")}
+    assert member0 and all(torch.equal(model.state_dict()[k].float(), v.float()) for k, v in member0.items())
+
+
 def test_recipe_from_a_pretraining_run_takes_its_network_and_a_fresh_head(tmp_path: Path):
     run = tmp_path / "pt"
     run.mkdir()

@@ -95,6 +95,7 @@ def pretrain_on_exams(raw: Path, run_dir: Path, like: Optional[str], options: An
                       config_file: Optional[Path] = None, overrides: Iterable[str] = (),
                       max_iters: Optional[int] = None, device: str = "auto", stream: Any = None) -> int:
     """Prepare the exams of ``raw`` into ``RUN/exams`` and pre-train (or resume pre-training) in ``RUN``."""
+    from voxmmsd.cohort.recipe import single_network
     from voxmmsd.io.lock import FolderLock
     from voxmmsd.jobs.config import merge
     from voxmmsd.jobs.events import EventWriter
@@ -118,7 +119,7 @@ def pretrain_on_exams(raw: Path, run_dir: Path, like: Optional[str], options: An
                                                       f"{len(index['failed'])} left out")
     if stream is not None:
         EventWriter(stream=stream).emit("prepare", "message", message=f"{len(index['exams'])} exam(s) prepared")
-    shape = {"network": dict(model.network), "preprocessing": dict(model.preprocessing.to_dict()),
+    shape = {"network": single_network(model.network), "preprocessing": dict(model.preprocessing.to_dict()),
              "data": str(run.root / EXAMS), "cache": str(run.root / "cache")}
     if run.has_checkpoint():
         return run_pretraining(None, run.root, resume=True, device=device, max_iters=max_iters, show_progress=False)

@@ -4,7 +4,8 @@ Sources, later ones winning:
 
 1. the starting model's own recipe (``training.config`` of its ``model.json``), where it records one:
    patch size, batch, augmentation, loss, precision; its ``network`` and ``preprocessing`` always
-   (a warm start needs the same network, and the same preprocessing keeps the comparison fair);
+   (a warm start needs the same network, and the same preprocessing keeps the comparison fair; a fold
+   ensemble gives one network of its members' shape, warm-started from its first member);
 2. the cohort defaults (:data:`WARM_START`): a short, gentle continuation (200 iterations, lr 2e-4, no
    warm-up, the trained output layer kept, no validation cases: the comparison is the cross-validation);
 3. with a pre-training run as the start (``init``): its network and preprocessing, a fresh output layer
@@ -60,13 +61,19 @@ def _known(cfg: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
     return out
 
 
+def single_network(network: Mapping[str, Any]) -> Dict[str, Any]:
+    """The network settings of one member: a fold ensemble (``members`` > 1) is fine-tuned or pre-trained as
+    one U-Net of its members' shape, started from its first member (:func:`voxmmsd.finetune.init.initialise`)."""
+    return {k: v for k, v in network.items() if k != "members"}
+
+
 def inherited(meta: Mapping[str, Any]) -> Dict[str, Any]:
     """What a cohort run takes over from a model's ``model.json``: its recipe (if any), network and
     preprocessing, and the loss its output implies."""
     training = meta.get("training") or {}
     recipe = training.get("config") if isinstance(training, Mapping) else None
     out = _known(recipe) if isinstance(recipe, Mapping) else {}
-    out = merge(out, {"network": dict(meta["network"]), "preprocessing": dict(meta["preprocessing"])})
+    out = merge(out, {"network": single_network(meta["network"]), "preprocessing": dict(meta["preprocessing"])})
     output = (meta.get("inference") or {}).get("output", "classes")
     return merge(out, {"train": {"loss": "regions" if output == "regions" else "dice_ce"}})
 
