@@ -13,7 +13,10 @@
    (their expert labels as the reviewed segmentations).
 5. ``voxmmsd cohort finetune`` (cross-validation against the starting model, then the final model),
    ``cohort-comparison.png`` from its ``comparison.json`` (the panel's table rows), then
-   ``voxmmsd cohort install`` (refused when worse: shown) into ``WORK/home`` (not the user's cache).
+   ``voxmmsd cohort install`` (refused when worse: shown) into ``WORK/home`` (not the user's cache);
+   ``cohort-cases.png``: the cohort list as the panel's table shows it.
+
+``--replot`` redraws the last two pictures from a finished ``WORK`` without running anything.
 
 The pictures show the module's scene content and the engine's results; none is a screenshot of Slicer.
 """
@@ -107,19 +110,30 @@ def review_picture(t1c: np.ndarray, proposal: np.ndarray, reviewed: np.ndarray, 
                  color="w", fontsize=8)
     fig.suptitle(f"Axial T1c slice {k} through the tumour; yellow NETC, green SNFH, red ET", fontsize=10)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out
 
 
+def table_picture(ax, rows, columns, font: int = 8) -> None:
+    ax.axis("off")
+    table = ax.table(cellText=[list(r) for r in rows], colLabels=list(columns), loc="center", cellLoc="center")
+    table.auto_set_font_size(False)
+    table.set_fontsize(font)
+    table.auto_set_column_width(list(range(len(columns))))
+    table.scale(1.1, 1.8)
+
+
 def comparison_picture(comparison: dict, rows: List[dict], out: Path) -> Path:
+    import textwrap
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from VoxMMSDSegmentationLib import learning
 
-    fig, (ax, tab) = plt.subplots(1, 2, figsize=(12, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
+    fig, (ax, tab) = plt.subplots(1, 2, figsize=(13, 4.6), gridspec_kw={"width_ratios": [1, 1.5]})
     regions = ("WT", "TC", "ET")
     for i, (model, colour) in enumerate((("start", "#888888"), ("finetuned", "#2a7ab0"))):
         means = [comparison["summary"][model][r]["dice"] for r in regions]
@@ -130,20 +144,43 @@ def comparison_picture(comparison: dict, rows: List[dict], out: Path) -> Path:
             ax.plot(np.full(len(pts), j + (i - 0.5) * 0.38), pts, "k.", ms=5)
     ax.set_xticks(range(3), regions)
     ax.set_ylim(0, 1)
-    ax.set_ylabel("Dice on held-out cohort cases")
-    ax.legend(loc="lower right", fontsize=8)
-    tab.axis("off")
-    table = tab.table(cellText=learning.comparison_rows(comparison), colLabels=learning.COMPARISON_COLUMNS,
-                      loc="center", cellLoc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    table.scale(1, 1.5)
-    verdict = learning.verdict(comparison)
-    fig.suptitle(verdict if len(verdict) < 150 else verdict[:147] + "...", fontsize=8)
+    ax.set_ylabel("Dice on held-out cohort cases (dots: cases)")
+    ax.legend(loc="upper right", fontsize=8)
+    table_picture(tab, learning.comparison_rows(comparison), learning.COMPARISON_COLUMNS, font=10)
+    fig.suptitle("\n".join(textwrap.wrap(learning.verdict(comparison), 150)), fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=90)
+    fig.savefig(out, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return out
+
+
+def cohort_picture(cohort: Path, out: Path) -> Path:
+    """The cohort list as the panel's table shows it (:func:`learning.cohort_rows`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from VoxMMSDSegmentationLib import learning
+
+    rows = learning.cohort_rows(cohort)
+    fig, ax = plt.subplots(figsize=(13, 0.5 + 0.4 * (len(rows) + 1)))
+    table_picture(ax, rows, learning.CASE_COLUMNS)
+    fig.tight_layout()
+    fig.savefig(out, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return out
+
+
+def pictures_from_run(work: Path, images: Path) -> None:
+    """The pictures that need no scene, from ``WORK/cohort`` and ``WORK/run`` (redrawn without running)."""
+    import csv
+
+    run = work / "run"
+    comparison = json.loads((run / "comparison.json").read_text())
+    with open(run / "comparison.csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    comparison_picture(comparison, rows, images / "cohort-comparison.png")
+    cohort_picture(work / "cohort", images / "cohort-cases.png")
 
 
 def main(argv=None) -> int:
@@ -154,8 +191,13 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=Path, required=True)
     p.add_argument("--iters", type=int, default=100)
     p.add_argument("--folds", type=int, default=4)
+    p.add_argument("--replot", action="store_true",
+                   help="only redraw cohort-comparison.png and cohort-cases.png from a finished WORK")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    if args.replot:
+        pictures_from_run(args.work, args.images)
+        return 0
 
     import slicer
     from voxmmsd.io.discovery import find_case
@@ -209,11 +251,7 @@ def main(argv=None) -> int:
     run = work / "run"
     print(engine(["cohort", "finetune", cohort, "--out", run, "--model", args.model, "--max-iters", args.iters,
                   "--folds", args.folds, "--device", "cpu"], env))
-    comparison = json.loads((run / "comparison.json").read_text())
-    import csv
-
-    rows = list(csv.DictReader(open(run / "comparison.csv", encoding="utf-8")))
-    comparison_picture(comparison, rows, args.images / "cohort-comparison.png")
+    pictures_from_run(work, args.images)
     print(engine(["cohort", "install", run], env))
     print(engine(["models", "list"], env))
     return 0
