@@ -98,6 +98,7 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.plotWidget = None
         self._jobRows: List[Any] = []
         self._modelRuns: set = set()
+        self.cohortPanel = None
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -132,6 +133,10 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.jobTimer.connect("timeout()", self.refreshJobs)
         self.ui.cancelButton.enabled = False
         self.setupLossPlot()
+        from VoxMMSDSegmentationLib.cohort_panel import CohortPanel
+
+        self.cohortPanel = CohortPanel(self)  # the "Learn from corrections" section
+        self.cohortPanel.setup()
 
         self.initializeParameterNode()
 
@@ -150,6 +155,8 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         self.jobTimer.stop()
         if self.job is not None and not self.job.done:
             self.job.cancel()
+        if self.cohortPanel is not None:
+            self.cohortPanel.cleanup()
         if self.lossChart is not None:
             self.lossChart.remove()
         if self.plotView is not None and slicer.mrmlScene.IsNodePresent(self.plotView):
@@ -324,6 +331,8 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
                 slicer.util.warningDisplay(warning, windowTitle="VoxMMSD: check this segmentation")
             if self.ui.show3DCheckBox.checked:
                 self.onShow3D(True)
+            if self.cohortPanel is not None:
+                self.cohortPanel.segmentationFinished(result.segmentation)
         elif self.job.status == "failed":
             self.ui.statusLabel.text = "Failed."
             slicer.util.errorDisplay(f"Segmentation failed: {self.job.error}", detailedText="\n".join(self.job.log))
@@ -420,6 +429,8 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         if finished != self._modelRuns:
             self._modelRuns = finished
             self.refreshModels()  # a finished fine-tuning run appears in the model selector
+        if self.cohortPanel is not None:
+            self.cohortPanel.refresh(refreshed)
 
     def onStopJob(self) -> None:
         run = self.selectedRun()
@@ -532,8 +543,10 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
     # -- segmentation -----------------------------------------------------------
     def startSegmentation(self, inputs: Dict[str, Any], options, **kwargs):
         """Start a :class:`SegmentationJob` (poll it from a timer); raises for bad inputs."""
+        from VoxMMSDSegmentationLib.cohort import proposals_dir
         from VoxMMSDSegmentationLib.segmentation import SegmentationJob
 
+        kwargs.setdefault("proposal_store", proposals_dir())  # the unedited result, for a cohort's edit statistics
         # the job's own folder under Slicer's temporary path, removed when the job ends (whatever the outcome)
         job = SegmentationJob(slicer.mrmlScene, inputs, options, python=self.pythonExecutable(),
                               env=self.engineEnvironment(), temp_root=Path(slicer.app.temporaryPath), **kwargs)
@@ -619,6 +632,43 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
         from VoxMMSDSegmentationLib import scene
 
         return scene.show_in_3d(segmentation, visible)
+
+    # -- cohort: learn from corrections -------------------------------------------
+    def addToCohort(self, inputs: Dict[str, Any], segmentation, cohort: Path, register: str = "auto",
+                    skull_strip: str = "auto"):
+        """Start adding the reviewed ``segmentation`` of the case ``inputs`` to ``cohort`` (an engine process;
+        poll the returned :class:`CohortAddJob`, or call its ``run()``)."""
+        from VoxMMSDSegmentationLib.cohort import CohortAddJob
+
+        return CohortAddJob(slicer.mrmlScene, inputs, segmentation, Path(cohort), python=self.pythonExecutable(),
+                            env=self.engineEnvironment(), temp_root=Path(slicer.app.temporaryPath),
+                            register=register, skull_strip=skull_strip).start()
+
+    @staticmethod
+    def removeCohortCase(cohort: Path, case_id: str) -> None:
+        from voxmmsd.cohort.layout import open_cohort, remove_case
+
+        remove_case(open_cohort(Path(cohort)), case_id)
+
+    def startCohortLearning(self, options):
+        """Fine-tune ``options.model`` on the cohort with cross-validation against it (a detached job)."""
+        from VoxMMSDSegmentationLib.learning import COHORT_KIND, learn_arguments
+
+        return self._launch(COHORT_KIND, learn_arguments(options), options.out)
+
+    def startExamPretraining(self, exams: str, out: Path, model: str, iterations: int, device: str = "auto"):
+        """Prepare unlabelled exams and pre-train ``model``'s network on them (a detached job)."""
+        from VoxMMSDSegmentationLib.learning import EXAM_PRETRAIN_KIND, exam_pretrain_arguments
+
+        return self._launch(EXAM_PRETRAIN_KIND, exam_pretrain_arguments(exams, str(out), model, iterations, device),
+                            str(out))
+
+    @staticmethod
+    def installCohortModel(run: Path, force: bool = False):
+        """Install the model of a finished cohort run (refused when worse unless ``force``); its selector entry."""
+        from VoxMMSDSegmentationLib.learning import install
+
+        return install(Path(run), force)
 
     def resumeJob(self, run: Path):
         from VoxMMSDSegmentationLib import jobs, process

@@ -41,6 +41,9 @@ EVENTS_FILE = RunFolder(Path("RUN")).events.name
 #: seconds a stop request may take before the process group is killed (an iteration, a checkpoint)
 STOP_TIMEOUT_S = 120.0
 
+#: job kinds that resume by running the same command again (the engine keeps every finished piece)
+RERUN_KINDS = ("cohort", "cohort-pretrain")
+
 #: job states shown to the user
 RUNNING, STOPPING, FINISHED, STOPPED, FAILED, DIED = "running", "stopping", "finished", "stopped", "failed", "died"
 
@@ -86,7 +89,8 @@ class JobStatus:
 
     @property
     def resumable(self) -> bool:
-        return self.state in (STOPPED, FAILED, DIED) and RunFolder(self.run_dir).has_checkpoint()
+        return self.state in (STOPPED, FAILED, DIED) and (RunFolder(self.run_dir).has_checkpoint()
+                                                          or self.kind in RERUN_KINDS)
 
     @property
     def model_dir(self) -> Optional[Path]:
@@ -195,7 +199,9 @@ def status(run_dir: Path, events: Optional[EventState] = None) -> JobStatus:
 
 
 def _kind_from_events(events: EventState) -> str:
-    return events.stage if events.stage in ("pretrain", "finetune") else "unknown"
+    if events.stage in ("pretrain", "finetune", "cohort"):
+        return events.stage
+    return "cohort-pretrain" if events.stage == "prepare" else "unknown"
 
 
 def stop_requested(run_dir: Path) -> bool:
@@ -321,7 +327,9 @@ def resume_command(command: Sequence[str], run_dir: Path) -> List[str]:
     ``--device``, and ``--resume RUN``. The run's own ``config.yaml`` holds every other setting
     (the engine refuses settings that would change a run it resumes)."""
     command = list(command)
-    sub = next((i for i, a in enumerate(command) if a in ("pretrain", "finetune")), len(command) - 1)
+    sub = next((i for i, a in enumerate(command) if a in ("pretrain", "finetune", "cohort")), len(command) - 1)
+    if command[sub] == "cohort":  # a cohort run continues by running the same command again
+        return command
     out = command[:sub + 1]
     for i, arg in enumerate(command[sub + 1:], start=sub + 1):
         if arg == "--device" and i + 1 < len(command):

@@ -32,13 +32,15 @@ class ModelEntry:
     path: Optional[Path] = None  # None: given to the engine by id (catalog entry, or not listed yet)
     sequences: Tuple[str, ...] = ALL_SEQUENCES
     tolerates_missing: bool = False
+    #: where a model fine-tuned on a local cohort came from (cohort size, date, held-out scores); "" otherwise
+    provenance: str = ""
 
     @property
     def label(self) -> str:
         where = {"bundled": "bundled", "installed": "installed", "run": "training run", "catalog": "download",
                  "default": "the engine's default"}.get(self.source, self.source)
         version = f" {self.version}" if self.version else ""
-        return f"{self.name}{version} ({where})"
+        return f"{self.name}{version} ({where}{'; ' + self.provenance if self.provenance else ''})"
 
     @property
     def argument(self) -> str:
@@ -63,8 +65,11 @@ def user_models_dir() -> Path:
 
 
 def entry_from_meta(meta: Mapping[str, Any], folder: Optional[Path], source: str) -> ModelEntry:
+    from voxmmsd.cohort.install import describe
+
     return ModelEntry(str(meta["id"]), str(meta["version"]), str(meta.get("name") or meta["id"]), source,
-                      folder, tuple(meta.get("sequences") or ALL_SEQUENCES), bool(meta.get("tolerates_missing")))
+                      folder, tuple(meta.get("sequences") or ALL_SEQUENCES), bool(meta.get("tolerates_missing")),
+                      describe(meta))
 
 
 def entry_from_folder(folder: Path, source: str) -> ModelEntry:

@@ -67,7 +67,8 @@ class SegmentationJob:
                  temp_root: Optional[Path] = None,
                  name: Optional[str] = None, labels: Optional[Sequence[scene_io.LabelSpec]] = None,
                  on_line: Optional[Callable[[str], None]] = None,
-                 on_progress: Optional[Callable[[EventState], None]] = None) -> None:
+                 on_progress: Optional[Callable[[EventState], None]] = None,
+                 proposal_store: Optional[Path] = None) -> None:
         self.scene = scene
         self.inputs = {k: v for k, v in inputs.items() if v is not None}
         self.options = options
@@ -79,6 +80,7 @@ class SegmentationJob:
         self.labels = labels
         self.on_line = on_line
         self.on_progress = on_progress
+        self.proposal_store = proposal_store  # where the model's unedited result is kept (None: not kept)
         self.reference = self.inputs.get(reference_key(self.inputs))
         self.name = name or f"{self.reference.GetName()} tumour segmentation"
         self.state = EventState(staged=True)
@@ -178,6 +180,7 @@ class SegmentationJob:
             self.result.warnings[:0] = [w for w in self.state.warnings if w not in self.result.warnings]
             known = {a["message"] for a in self.result.alerts}
             self.result.alerts[:0] = [a for a in self.state.alerts if a["message"] not in known]
+            self._remember_proposal()
             self.status = FINISHED
         except VoxMMSDError as exc:
             self.status = FAILED
@@ -186,6 +189,19 @@ class SegmentationJob:
             self._cleanup()
         if self.on_progress is not None:
             self.on_progress(self.state)
+
+    def _remember_proposal(self) -> None:
+        """Keep the model's unedited result, so that adding the reviewed segmentation to a cohort can say what
+        was edited (:mod:`VoxMMSDSegmentationLib.cohort`); a failure only loses the edit statistics."""
+        from VoxMMSDSegmentationLib.cohort import remember_proposal
+
+        assert self.result is not None
+        if self.proposal_store is None:
+            return
+        try:
+            remember_proposal(self.result.segmentation, self.out_dir, self.result.report, self.proposal_store)
+        except OSError as exc:
+            log.warning("could not keep the proposal for the cohort's edit statistics: %s", exc)
 
     def _last_log_line(self) -> str:
         for line in reversed(self.log):

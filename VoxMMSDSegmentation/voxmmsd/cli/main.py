@@ -12,7 +12,7 @@ from voxmmsd import __version__
 from voxmmsd.errors import VoxMMSDError
 
 #: sub-command modules, in the order ``--help`` lists them
-COMMANDS = ("segment", "pretrain", "finetune", "evaluate", "experiment", "export", "models", "inspect")
+COMMANDS = ("segment", "pretrain", "finetune", "evaluate", "experiment", "export", "models", "inspect", "cohort")
 
 log = logging.getLogger("voxmmsd")
 

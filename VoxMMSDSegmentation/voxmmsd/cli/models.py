@@ -56,9 +56,22 @@ def _list(args: argparse.Namespace) -> int:
     if not found:
         out.append("  (none)")
     out.append(f"Installed ({cache.models_dir()}):")
-    out += [f"  {i}@{v}  {p}" for i, v, p in cache.installed()] or ["  (none)"]
+    out += [line for i, v, p in cache.installed() for line in installed_lines(i, v, p)] or ["  (none)"]
     sys.stdout.write("\n".join(out) + "\n")
     return 0
+
+
+def installed_lines(model_id: str, version: str, folder: Path) -> "list[str]":
+    """An installed model's line, and its provenance when it was fine-tuned on a local cohort."""
+    from voxmmsd.cohort.install import describe
+    from voxmmsd.errors import ModelError
+    from voxmmsd.models.package import read_model_json
+
+    try:
+        provenance = describe(read_model_json(folder))
+    except ModelError as exc:
+        provenance = f"DAMAGED: {exc}"
+    return [f"  {model_id}@{version}  {folder}"] + ([f"      {provenance}"] if provenance else [])
 
 
 def _install(args: argparse.Namespace) -> int:
