@@ -42,7 +42,8 @@ def test_same_head_fails_for_another_patients_flair(phantom):
     own = run(sequences.same_head, images, label)
     assert own.status == "pass" and own.value > 0.6
     other, _ = ph.case(7, tumour_at=(0.0, 10.0, 30.0))
-    foreign = run(sequences.same_head, {**images, "t2f": other["t2f"]}, label)
+    flair = np.roll(other["t2f"], (2, -3, 2), axis=(0, 1, 2))  # another head: other gyri, placed a little apart
+    foreign = run(sequences.same_head, {**images, "t2f": flair}, label)
     assert foreign.status == "fail" and foreign.value < own.value - 0.3
     assert set(foreign.details["per_sequence"]) == {"t1n", "t2w", "t2f"}
 

@@ -38,7 +38,7 @@ def test_scattered_pieces_fail_the_component_count(phantom):
     assert run(spatial.components, images, label).value == 1
     pieces = np.zeros_like(label)
     for i in range(8):  # eight separate 1.7 mL cubes
-        z, y = 10 + 6 * (i % 4), 20 + 30 * (i // 4)
+        z, y = 8 + 12 * (i % 4), 20 + 30 * (i // 4)
         pieces[z:z + 6, y:y + 6, 30:36] = 2
     result = run(spatial.components, images, pieces)
     assert result.status == "fail" and result.value == 8
