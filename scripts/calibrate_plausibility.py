@@ -80,10 +80,14 @@ def cmd_inputs(args: argparse.Namespace) -> int:
     return 0
 
 
-#: kinds of result: those that should pass (false alarms) and the deliberately wrong ones (detection)
-CORRECT_KINDS = ("reference", "prediction")
-WRONG_KINDS = ("swap_t1n_t1c", "swap_t2w_flair", "label_as_flair", "foreign_flair", "shift_15mm",
-               "untrained", "early_checkpoint", "zscore_inputs", "thick_inputs")
+#: kinds of result that should pass (false alarms) and deliberately wrong ones (detection)
+CORRECT_KINDS = ("reference", "prediction", "shifted_prediction")
+WRONG_KINDS = ("swap_t1n_t1c", "t1n_as_t1c", "swap_t2w_flair", "label_as_flair", "foreign_flair", "shift_15mm",
+               "untrained", "early_checkpoint", "bad_prediction", "bad_shifted_prediction")
+#: a model's prediction is a wrong result when its whole-tumour Dice is below this ...
+BAD_DICE_WT = 0.6
+#: ... or it calls more than this many mL of tumour over 10 mm from the reference (metrics/false_positive.py)
+BAD_FP_FAR_ML = 20.0
 #: the post-processing of the default model 2.1.0, for the component-rule comparison
 RULE_SETTINGS = {"min_component_ml": 20.0, "min_et_component_ml": 1.0}
 #: a known same-patient pair (docs: data README); never each other's "foreign" FLAIR
@@ -123,51 +127,95 @@ def check(images: Dict[str, np.ndarray], label: np.ndarray, geometry: Any) -> An
     return assess(images, label, spacing, lr_axis=lr_axis_of(geometry.direction))
 
 
-def results_of_case(files: Any, other: Any, args: argparse.Namespace) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
-    """(kind, assessment, extra columns) of every result built from one case."""
-    images, label, geometry = load(files)
-    spacing = tuple(float(v) for v in geometry.spacing[::-1])
-    yield "reference", check(images, label, geometry), {}
-    pred = read_label(Path(args.pred) / files.case_id / "segmentation.nii.gz", geometry) if args.pred else None
-    if pred is not None:
-        yield "prediction", check(images, pred, geometry), scores(pred, label)
-    yield "swap_t1n_t1c", check(wrong.swapped(images, "t1n", "t1c"), label, geometry), {}
-    yield "swap_t2w_flair", check(wrong.swapped(images, "t2w", "t2f"), label, geometry), {}
-    yield "label_as_flair", check(wrong.label_as_sequence(images, label, "t2f"), label, geometry), {}
-    other_images, _, other_geometry = load(other)
-    if other_geometry.same_as(geometry):
-        yield "foreign_flair", check(wrong.foreign(images, other_images, "t2f"), label, geometry), \
-            {"foreign": other.case_id}
-    del other_images
+def t1n_as_t1c(images: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The T1n given for T1c too (a pre-contrast image selected twice)."""
+    out = dict(images)
+    out["t1c"] = images["t1n"]
+    return out
+
+
+def constructed(files: Any, images: Dict[str, np.ndarray], label: np.ndarray, geometry: Any,
+                other: Optional[Tuple[str, np.ndarray, Any]]) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
+    """(kind, assessment, extra columns) of the reference and the wrong results built from one case;
+    ``other`` is (case id, FLAIR, grid) of another patient."""
     from voxmmsd.plausibility.reference import lr_axis_of
 
+    spacing = tuple(float(v) for v in geometry.spacing[::-1])
+    yield "reference", check(images, label, geometry), {}
+    yield "swap_t1n_t1c", check(wrong.swapped(images, "t1n", "t1c"), label, geometry), {}
+    yield "t1n_as_t1c", check(t1n_as_t1c(images), label, geometry), {}
+    yield "swap_t2w_flair", check(wrong.swapped(images, "t2w", "t2f"), label, geometry), {}
+    yield "label_as_flair", check(wrong.label_as_sequence(images, label, "t2f"), label, geometry), {}
+    if other is not None and other[2].same_as(geometry):
+        yield "foreign_flair", check({**images, "t2f": other[1]}, label, geometry), {"foreign": other[0]}
     brain = np.any(np.stack(list(images.values())) != 0, axis=0)
     moved = wrong.shifted_label(label, spacing, 15.0, lr_axis_of(geometry.direction), brain)
     yield "shift_15mm", check(images, moved, geometry), scores(moved, label)
+
+
+def eval_rows(path: Path) -> Dict[str, Dict[str, float]]:
+    """case id -> {dice, fp_far_ml} of the WT rows of a ``voxmmsd evaluate`` per_case.csv."""
+    import csv
+
+    if not path.is_file():
+        return {}
+    with open(path, newline="") as f:
+        return {r["case_id"]: {"dice": float(r["dice"]), "fp_far_ml": float(r.get("fp_far_ml") or 0.0)}
+                for r in csv.DictReader(f) if r.get("region") == "WT"}
+
+
+def find_inputs(root: Path, case_id: str) -> Optional[Path]:
+    """The case folder ``case_id`` under ``root`` (directly or one grouping level deeper, e.g. fold0/)."""
+    for candidate in [root / case_id] + sorted(root.glob(f"*/{case_id}")):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def protocol_results(files: Any, images: Dict[str, np.ndarray], label: np.ndarray, geometry: Any,
+                     args: argparse.Namespace) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
+    """Predictions of the models of ``--protocol`` folders (evaluate_default_model.sh --protocol):
+    ``pred/`` on the clean inputs, ``pred-<shift>/`` on pipeline-shifted inputs (``inputs-pred-<shift>/``),
+    each judged correct or wrong by its Dice and far false-positive volume (``eval*/per_case.csv``)."""
+    from voxmmsd.io.discovery import find_case
+
+    for root in args.protocol or ():
+        for shift in [""] + list(args.shifts):
+            suffix = f"-{shift}" if shift else ""
+            pred_path = Path(root) / f"pred{suffix}" / files.case_id / "segmentation.nii.gz"
+            score = eval_rows(Path(root) / f"eval{suffix}" / "per_case.csv").get(files.case_id)
+            if not pred_path.is_file() or score is None:
+                continue
+            imgs, lab, geom = images, label, geometry
+            if shift:
+                folder = find_inputs(Path(root) / f"inputs-pred-{shift}", files.case_id)
+                if folder is None:
+                    continue
+                imgs, lab, geom = load(find_case(folder))
+            pred = read_label(pred_path, geom)
+            bad = score["dice"] < BAD_DICE_WT or score["fp_far_ml"] > BAD_FP_FAR_ML
+            kind = ("bad_" if bad else "") + ("shifted_prediction" if shift else "prediction")
+            yield kind, check(imgs, pred, geom), {"model": Path(root).name, "shift": shift or "none",
+                                                  "dice_wt": round(score["dice"], 4),
+                                                  "fp_far_ml": round(score["fp_far_ml"], 2)}
+
+
+def network_results(files: Any, images: Dict[str, np.ndarray], label: np.ndarray, geometry: Any,
+                    args: argparse.Namespace) -> Iterator[Tuple[str, Any, Dict[str, Any]]]:
+    """Predictions of an untrained network and of an early checkpoint (when given)."""
     for kind, folder in (("untrained", args.pred_untrained), ("early_checkpoint", args.pred_early)):
         pred = read_label(Path(folder) / files.case_id / "segmentation.nii.gz", geometry) if folder else None
         if pred is not None:
             yield kind, check(images, pred, geometry), scores(pred, label)
-    for kind, inputs, folder in (("zscore_inputs", args.inputs_zscore, args.pred_zscore),
-                                 ("thick_inputs", args.inputs_thick, args.pred_thick)):
-        if not (inputs and folder and (Path(inputs) / files.case_id).is_dir()):
-            continue
-        from voxmmsd.io.discovery import find_case
-
-        shifted = find_case(Path(inputs) / files.case_id)
-        imgs, lab, geom = load(shifted)
-        pred = read_label(Path(folder) / files.case_id / "segmentation.nii.gz", geom)
-        if pred is not None:
-            yield kind, check(imgs, pred, geom), scores(pred, lab)
 
 
-def rule_comparison(files: Any, args: argparse.Namespace) -> Optional[Dict[str, Any]]:
-    """Dice of the prediction post-processed by the size-only rules and by the evidence rules."""
+def rule_comparison(files: Any, images: Dict[str, np.ndarray], label: np.ndarray, geometry: Any,
+                    pred_dir: Path) -> Optional[Dict[str, Any]]:
+    """Dice of a prediction post-processed by the size-only rules and by the evidence rules."""
     from voxmmsd.infer.components import relabel_et_by_evidence, remove_components_by_evidence
     from voxmmsd.infer.postprocess import min_component_voxels, remove_small_components, small_et_components_to_netc
 
-    images, label, geometry = load(files)
-    pred = read_label(Path(args.pred) / files.case_id / "segmentation.nii.gz", geometry) if args.pred else None
+    pred = read_label(Path(pred_dir) / files.case_id / "segmentation.nii.gz", geometry)
     if pred is None:
         return None
     spacing = tuple(float(v) for v in geometry.spacing[::-1])
@@ -211,9 +259,6 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> Dict[str, Any]:
         else:
             entry["flagged"] = counts["doubtful"] + counts["implausible"]
             entry["detection_rate"] = round(entry["flagged"] / len(mine), 4)
-            wt = [r.get("dice_wt") for r in mine if r.get("dice_wt") is not None]
-            if wt:
-                entry["median_dice_wt"] = round(float(np.median(wt)), 4)
         out[kind] = entry
     wrong_rows = [r for r in rows if r["group"] == "wrong"]
     if wrong_rows:
@@ -237,6 +282,23 @@ def table(summary: Dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def separation(rows: Sequence[Dict[str, Any]], checks: Sequence[str]) -> str:
+    """Per check: the range of its value over the correct results and the share of wrong results it
+    flags on its own (doubtful or fail) -- which checks separate which kinds of error."""
+    lines = ["| check | correct results: min .. max | wrong kinds it flags (share of that kind) |", "|---|---|---|"]
+    for name in checks:
+        good = [float(r[name]) for r in rows if r["group"] == "false_alarm" and r.get(name) not in (None, "")]
+        flagged = []
+        for kind in WRONG_KINDS:
+            mine = [r for r in rows if r["kind"] == kind]
+            hits = sum(name in str(r["failed"]).split() or name in str(r["doubtful"]).split() for r in mine)
+            if hits:
+                flagged.append(f"{kind} {hits}/{len(mine)}")
+        span = f"{min(good):.3g} .. {max(good):.3g}" if good else "-"
+        lines.append(f"| {name} | {span} | {', '.join(flagged) or '-'} |")
+    return "\n".join(lines)
+
+
 def write_csv(path: Path, rows: Sequence[Dict[str, Any]]) -> None:
     from voxmmsd.io.atomic import write_text
 
@@ -249,32 +311,69 @@ def write_csv(path: Path, rows: Sequence[Dict[str, Any]]) -> None:
     write_text(path, "\n".join(lines) + "\n")
 
 
-def cmd_measure(args: argparse.Namespace) -> int:
-    from voxmmsd.io.atomic import write_json
+def read_csv(path: Path) -> List[Dict[str, Any]]:
+    import csv
 
+    with open(path, newline="") as f:
+        return [{k: (v if v != "" else None) for k, v in r.items()} for r in csv.DictReader(f)]
+
+
+def cmd_measure(args: argparse.Namespace) -> int:
+    """Measure every result of this worker's share of the cases; per_case[-i].csv after every case."""
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cases = labelled_cases(args.data, args.cases)
-    ids = [c.case_id for c in cases]
-    rows: List[Dict[str, Any]] = []
+    index, count = (int(v) for v in args.shard.split("/"))
+    cases = labelled_cases(args.data, args.cases)[index::count]
+    name = "per_case.csv" if count == 1 else f"per_case-{index}.csv"
+    rows: List[Dict[str, Any]] = read_csv(out / name) if (out / name).is_file() else []
+    done = {r["case_id"] for r in rows}
     rules: List[Dict[str, Any]] = []
-    for i, files in enumerate(cases):
-        # another patient's FLAIR: the next case in the list that is not the same patient
-        others = [c for c in cases[i + 1:] + cases[:i] if SAME_PATIENT.get(files.case_id) != c.case_id]
-        for kind, assessment, extra in results_of_case(files, others[0], args):
+    other: Optional[Tuple[str, np.ndarray, Any]] = None  # the previous patient's FLAIR: the "foreign" one
+    for files in cases:
+        if files.case_id in done:
+            continue
+        images, label, geometry = load(files)
+        results = list(constructed(files, images, label, geometry,
+                                   other if other and SAME_PATIENT.get(files.case_id) != other[0] else None))
+        results += list(protocol_results(files, images, label, geometry, args))
+        results += list(network_results(files, images, label, geometry, args))
+        for kind, assessment, extra in results:
             rows.append(row_of(files.case_id, kind, assessment, extra))
-            log.info("%s %-16s %-11s %s", files.case_id, kind, assessment.verdict, assessment.summary())
+            log.info("%s %-22s %-11s %s", files.case_id, kind, assessment.verdict, assessment.summary())
         if args.rules:
-            comparison = rule_comparison(files, args)
-            if comparison:
-                rules.append(comparison)
-        write_csv(out / "per_case.csv", rows)  # after every case: a long run can be followed
-    summary = summarise(rows)
-    write_json(out / "summary.json", {"cases": ids, "summary": summary, "arguments": {
-        k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"}})
+            for root in args.protocol or ():
+                comparison = rule_comparison(files, images, label, geometry, Path(root) / "pred")
+                if comparison:
+                    rules.append({"model": Path(root).name, **comparison})
+        other = (files.case_id, images["t2f"], geometry)
+        write_csv(out / name, rows)  # after every case: a long run can be followed and resumed
     if rules:
-        write_csv(out / "component_rules.csv", rules)
-    sys.stdout.write(table(summary) + "\n")
+        write_csv(out / ("component_rules.csv" if count == 1 else f"component_rules-{index}.csv"), rules)
+    return cmd_table(args)
+
+
+def cmd_table(args: argparse.Namespace) -> int:
+    """summary.json and the tables from every per_case*.csv in --out."""
+    from voxmmsd.io.atomic import write_json
+    from voxmmsd.plausibility.appearance import LIMITS as APPEARANCE
+    from voxmmsd.plausibility.sequences import LIMITS as SEQUENCES
+    from voxmmsd.plausibility.spatial import LIMITS as SPATIAL
+
+    out = Path(args.out)
+    rows = [r for path in sorted(out.glob("per_case*.csv")) for r in read_csv(path)]
+    for r in rows:  # the group of a row follows the current kinds
+        r["group"] = "false_alarm" if r["kind"] in CORRECT_KINDS else "wrong"
+    summary = summarise(rows)
+    thresholds = {name: limit.to_dict() for group in (SEQUENCES, APPEARANCE, SPATIAL) for name, limit in group.items()}
+    write_json(out / "summary.json", {"cases": sorted({r["case_id"] for r in rows}), "summary": summary,
+                                      "thresholds": thresholds,
+                                      "bad_prediction": {"dice_wt_below": BAD_DICE_WT,
+                                                         "fp_far_ml_above": BAD_FP_FAR_ML}})
+    text = table(summary) + "\n\n" + separation(rows, list(thresholds)) + "\n"
+    from voxmmsd.io.atomic import write_text
+
+    write_text(out / "tables.md", text)
+    sys.stdout.write(text)
     return 0
 
 
@@ -289,18 +388,21 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
     q.set_defaults(func=cmd_inputs)
     m = sub.add_parser("measure", help="false alarms and detection rate; per-case values and a summary")
     m.add_argument("--data", type=Path, required=True)
-    m.add_argument("--out", type=Path, required=True, help="folder for per_case.csv and summary.json")
+    m.add_argument("--out", type=Path, required=True, help="folder for per_case.csv, summary.json, tables.md")
     m.add_argument("--cases", nargs="*", help="case ids (default: all)")
-    m.add_argument("--pred", type=Path, help="predictions to judge as correct results (DIR/<case>/segmentation.nii.gz)")
-    m.add_argument("--pred-untrained", type=Path, help="predictions of an untrained network")
+    m.add_argument("--shard", default="0/1", help="i/n: measure every n-th case from the i-th (parallel workers)")
+    m.add_argument("--protocol", type=Path, nargs="*", help="folders of evaluate_default_model.sh --protocol "
+                                                             "(pred/, pred-<shift>/, inputs-pred-<shift>/, eval*/)")
+    m.add_argument("--shifts", nargs="*", default=["bias", "ras", "thick5mm", "uint8", "zscore"],
+                   help="the pipeline shifts of --protocol to judge")
+    m.add_argument("--pred-untrained", type=Path, help="predictions of an untrained network (DIR/<case>/...)")
     m.add_argument("--pred-early", type=Path, help="predictions of an early checkpoint")
-    m.add_argument("--pred-zscore", type=Path, help="predictions on the z-scored inputs")
-    m.add_argument("--inputs-zscore", type=Path, help="the z-scored inputs (from 'inputs')")
-    m.add_argument("--pred-thick", type=Path, help="predictions on the thick-slice inputs")
-    m.add_argument("--inputs-thick", type=Path, help="the thick-slice inputs (from 'inputs')")
     m.add_argument("--rules", action="store_true", help="also compare the size-only and the evidence component "
-                                                       "rules on --pred (component_rules.csv)")
+                                                       "rules on each --protocol's pred/ (component_rules.csv)")
     m.set_defaults(func=cmd_measure)
+    t = sub.add_parser("table", help="summary.json and tables.md from the per_case*.csv of --out")
+    t.add_argument("--out", type=Path, required=True)
+    t.set_defaults(func=cmd_table)
     return p.parse_args(argv)
 
 
