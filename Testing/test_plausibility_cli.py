@@ -11,7 +11,6 @@ import csv
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import plausibility_phantom as ph
 import pytest

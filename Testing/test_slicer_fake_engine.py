@@ -47,7 +47,8 @@ def implausible_record() -> dict:
 
     checks = (measured("t2w_vs_flair", "sequences", -0.45, sequences.LIMITS["t2w_vs_flair"],
                        sequences.MEANINGS["t2w_vs_flair"]),
-              measured("tumour_found", "spatial", 40.0, spatial.LIMITS["tumour_found"], spatial.MEANINGS["tumour_found"]))
+              measured("tumour_found", "spatial", 40.0, spatial.LIMITS["tumour_found"],
+                       spatial.MEANINGS["tumour_found"]))
     return Assessment(verdict_of(checks), checks).to_dict()
 
 

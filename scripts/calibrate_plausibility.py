@@ -1,19 +1,22 @@
 """Calibrate the plausibility checks (voxmmsd.plausibility) on the labelled development cases.
 
-Two steps (docs/plausibility.md gives the exact commands that made the published table):
+For every labelled case of ``--data``: its reference label map (a correct result), deliberately
+wrong results built from it (T1n/T1c swapped, T1n given as T1c, T2w/FLAIR swapped, the label map
+given as FLAIR, another patient's FLAIR, the label map moved 15 mm), and the predictions of the
+models of each ``--protocol`` folder (``scripts/evaluate_default_model.sh --protocol``: ``pred/`` on
+the clean inputs, ``pred-<shift>/`` on pipeline-shifted inputs ``inputs-pred-<shift>/``). A
+prediction counts as wrong when its whole-tumour Dice is under 0.6 or it calls over 20 mL of tumour
+more than 10 mm from the reference (``eval*/per_case.csv``), else as correct. The command that made
+the table of docs/plausibility.md is given there; in short:
 
-    # 1. inputs of another pipeline (z-scored intensities, 5 mm slices), as case folders to segment
-    python scripts/calibrate_plausibility.py inputs --data /work/shared/data --out RUN/inputs [--cases ID ...]
-    voxmmsd segment --batch RUN/inputs/zscore --out RUN/pred-zscore --model ...   # and RUN/inputs/thick
+    python scripts/calibrate_plausibility.py measure --data /work/shared/data --out RUN \\
+        --protocol PROTOCOL/w210 PROTOCOL/b100 --shifts bias ras thick5mm [--shard i/n]
+    python scripts/calibrate_plausibility.py table --out RUN
 
-    # 2. measure: false alarms on the reference labels and on predictions, detection of wrong results
-    python scripts/calibrate_plausibility.py measure --data /work/shared/data --out docs/results/plausibility \\
-        [--pred DIR] [--pred-untrained DIR] [--pred-early DIR] \\
-        [--pred-zscore DIR --inputs-zscore DIR] [--pred-thick DIR --inputs-thick DIR]
-
-A prediction folder holds ``<case_id>/segmentation.nii.gz`` (the layout ``voxmmsd segment --batch``
-writes). ``measure`` writes ``per_case.csv`` (every check's value for every case and kind of
-result), ``summary.json`` (false alarms and detection rate per kind) and prints the table.
+``measure`` writes ``per_case.csv`` (``per_case-i.csv`` per shard; every check's value for every
+result; a run resumes after the last finished case), ``table`` merges them into ``summary.json``
+and ``tables.md`` (verdict counts per kind of result, and per check the range over the correct
+results and the wrong kinds it flags).
 """
 
 from __future__ import annotations

@@ -47,7 +47,8 @@ def failing_checks(report: Optional[Mapping[str, Any]]) -> List[str]:
             side = "at least" if limit.get("direction") == "min" else "at most"
             value = check.get("value")
             shown = f"{value:.3g}" if isinstance(value, (int, float)) else "?"
-            lines.append(f"- {check.get('name')} = {shown} ({status}; should be {side} {bound}): "
+            limit_text = f"{bound:g}" if isinstance(bound, (int, float)) else "?"
+            lines.append(f"- {check.get('name')} = {shown} ({status}; should be {side} {limit_text}): "
                          f"{check.get('meaning', '')}")
     return lines
 
