@@ -189,6 +189,9 @@ def protocol_results(files: Any, images: Dict[str, np.ndarray], label: np.ndarra
             score = eval_rows(Path(root) / f"eval{suffix}" / "per_case.csv").get(files.case_id)
             if not pred_path.is_file() or score is None:
                 continue
+            bad = score["dice"] < BAD_DICE_WT or score["fp_far_ml"] > BAD_FP_FAR_ML
+            if shift and args.shifted_bad_only and not bad:
+                continue
             imgs, lab, geom = images, label, geometry
             if shift:
                 folder = find_inputs(Path(root) / f"inputs-pred-{shift}", files.case_id)
@@ -196,7 +199,6 @@ def protocol_results(files: Any, images: Dict[str, np.ndarray], label: np.ndarra
                     continue
                 imgs, lab, geom = load(find_case(folder))
             pred = read_label(pred_path, geom)
-            bad = score["dice"] < BAD_DICE_WT or score["fp_far_ml"] > BAD_FP_FAR_ML
             kind = ("bad_" if bad else "") + ("shifted_prediction" if shift else "prediction")
             yield kind, check(imgs, pred, geom), {"model": Path(root).name, "shift": shift or "none",
                                                   "dice_wt": round(score["dice"], 4),
@@ -398,6 +400,8 @@ def parse(argv: Optional[List[str]] = None) -> argparse.Namespace:
                                                              "(pred/, pred-<shift>/, inputs-pred-<shift>/, eval*/)")
     m.add_argument("--shifts", nargs="*", default=["bias", "ras", "thick5mm", "uint8", "zscore"],
                    help="the pipeline shifts of --protocol to judge")
+    m.add_argument("--shifted-bad-only", action="store_true",
+                   help="judge the predictions on shifted inputs only where they are wrong (reads fewer inputs)")
     m.add_argument("--pred-untrained", type=Path, help="predictions of an untrained network (DIR/<case>/...)")
     m.add_argument("--pred-early", type=Path, help="predictions of an early checkpoint")
     m.add_argument("--rules", action="store_true", help="also compare the size-only and the evidence component "
