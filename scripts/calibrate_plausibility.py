@@ -357,19 +357,34 @@ def cmd_measure(args: argparse.Namespace) -> int:
     return cmd_table(args)
 
 
+def regrade(row: Dict[str, Any], limits: Dict[str, Any]) -> Dict[str, Any]:
+    """``row`` graded again by the current ``limits`` from its stored check values (so a changed
+    threshold needs no new measurement): its group, failed and doubtful checks and verdict."""
+    from voxmmsd.plausibility.record import DOUBTFUL, FAIL
+    from voxmmsd.plausibility.verdict import IMPLAUSIBLE, PLAUSIBLE
+
+    out = dict(row)
+    out["group"] = "false_alarm" if row["kind"] in CORRECT_KINDS else "wrong"
+    status = {name: limit.grade(None if row.get(name) in (None, "") else float(row[name]))
+              for name, limit in limits.items()}
+    out["failed"] = " ".join(n for n, s in status.items() if s == FAIL)
+    out["doubtful"] = " ".join(n for n, s in status.items() if s == DOUBTFUL)
+    out["verdict"] = IMPLAUSIBLE if out["failed"] else (DOUBTFUL if out["doubtful"] else PLAUSIBLE)
+    return out
+
+
 def cmd_table(args: argparse.Namespace) -> int:
-    """summary.json and the tables from every per_case*.csv in --out."""
+    """summary.json and tables.md from every per_case*.csv in --out, graded by the current limits."""
     from voxmmsd.io.atomic import write_json
     from voxmmsd.plausibility.appearance import LIMITS as APPEARANCE
     from voxmmsd.plausibility.sequences import LIMITS as SEQUENCES
     from voxmmsd.plausibility.spatial import LIMITS as SPATIAL
 
     out = Path(args.out)
-    rows = [r for path in sorted(out.glob("per_case*.csv")) for r in read_csv(path)]
-    for r in rows:  # the group of a row follows the current kinds
-        r["group"] = "false_alarm" if r["kind"] in CORRECT_KINDS else "wrong"
+    limits = {name: limit for group in (SEQUENCES, APPEARANCE, SPATIAL) for name, limit in group.items()}
+    rows = [regrade(r, limits) for path in sorted(out.glob("per_case*.csv")) for r in read_csv(path)]
     summary = summarise(rows)
-    thresholds = {name: limit.to_dict() for group in (SEQUENCES, APPEARANCE, SPATIAL) for name, limit in group.items()}
+    thresholds = {name: limit.to_dict() for name, limit in limits.items()}
     write_json(out / "summary.json", {"cases": sorted({r["case_id"] for r in rows}), "summary": summary,
                                       "thresholds": thresholds,
                                       "bad_prediction": {"dice_wt_below": BAD_DICE_WT,

@@ -25,7 +25,7 @@ LIMITS = {
     "tumour_found": Limit("min", doubtful=0.1),
     "brain_fraction": Limit("max", doubtful=0.25, fail=0.4),
     "components": Limit("max", doubtful=3, fail=6),
-    "mirror_overlap": Limit("max", doubtful=0.3, fail=0.5),
+    "mirror_overlap": Limit("max", doubtful=0.5, fail=0.65),
 }
 MEANINGS = {
     "tumour_found": "whole-tumour volume (mL): an empty result on a tumour case means the model failed",
