@@ -25,7 +25,7 @@ GROUP = "appearance"
 
 LIMITS = {
     "enhancement": Limit("min", doubtful=0.5, fail=0.0),
-    "et_bright_on_t1c": Limit("min", doubtful=1.0, fail=0.5),
+    "et_bright_on_t1c": Limit("min", doubtful=0.5),
     "flair_hyperintensity": Limit("min", doubtful=0.8, fail=0.3),
     "hyperintense_share": Limit("min", doubtful=0.65, fail=0.4),
     "lesion_coverage": Limit("min", doubtful=0.6, fail=0.35),

@@ -23,7 +23,7 @@ GROUP = "spatial"
 
 LIMITS = {
     "tumour_found": Limit("min", doubtful=0.1),
-    "brain_fraction": Limit("max", doubtful=0.25, fail=0.4),
+    "brain_fraction": Limit("max", doubtful=0.2, fail=0.4),
     "components": Limit("max", doubtful=3, fail=6),
     "mirror_overlap": Limit("max", doubtful=0.5, fail=0.65),
 }
