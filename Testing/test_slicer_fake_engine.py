@@ -6,7 +6,10 @@ map on its grid (``segmentation.seg.nrrd``, ``segmentation.nii.gz``, ``report.js
 with the real writers, and prints the engine's JSON events. ``FAKE_ENGINE_MODE``
 chooses a behaviour: ``ok`` (default), ``slow`` (starts a grandchild, then sleeps:
 for cancel tests), ``fail`` (error event, exit 1), ``corrupt`` (a damaged .seg.nrrd),
-``nifti`` (only the NIfTI label map). ``FAKE_ENGINE_PIDS`` names a file that receives
+``nifti`` (only the NIfTI label map), ``implausible`` (the report's plausibility verdict is
+implausible: a real :class:`voxmmsd.plausibility.verdict.Assessment` with a failing check; with
+``--on-implausible refuse`` it writes the report and no label map, and exits 3 as the engine
+does). ``FAKE_ENGINE_PIDS`` names a file that receives
 the pids of the process and its grandchild.
 """
 
@@ -35,6 +38,20 @@ def phantom_label(shape: tuple) -> np.ndarray:
     return label
 
 
+def implausible_record() -> dict:
+    """The engine's report.json ``plausibility`` record of a result whose T2w and FLAIR were swapped:
+    the real check records, graded by the real limits."""
+    from voxmmsd.plausibility import sequences, spatial
+    from voxmmsd.plausibility.record import measured
+    from voxmmsd.plausibility.verdict import Assessment, verdict_of
+
+    checks = (measured("t2w_vs_flair", "sequences", -0.45, sequences.LIMITS["t2w_vs_flair"],
+                       sequences.MEANINGS["t2w_vs_flair"]),
+              measured("tumour_found", "spatial", 40.0, spatial.LIMITS["tumour_found"],
+                       spatial.MEANINGS["tumour_found"]))
+    return Assessment(verdict_of(checks), checks).to_dict()
+
+
 def main(argv: list) -> int:
     from voxmmsd.io.geometry import Geometry
     from voxmmsd.io.labels import volumes_ml
@@ -53,6 +70,7 @@ def main(argv: list) -> int:
     p.add_argument("--tta", action="store_true")
     p.add_argument("--register", action="store_true")
     p.add_argument("--min-component-ml")
+    p.add_argument("--on-implausible", default="warn")
     args = p.parse_args(argv)
     mode = os.environ.get("FAKE_ENGINE_MODE", "ok")
 
@@ -90,6 +108,15 @@ def main(argv: list) -> int:
     emit("warning", message="fake warning: FLAIR resampled onto the T1c grid")
     unsure = {"kind": "uncertainty", "message": "fake: 31% of the tumour voxels are uncertain"}
     emit("warning", **unsure)
+    plausibility = implausible_record() if mode == "implausible" else None
+    if plausibility is not None and args.on_implausible == "refuse":
+        (out / "report.json").write_text(json.dumps({
+            "case_id": "fake", "model": {"id": "fake", "version": "0"}, "refused": True,
+            "volumes_ml": volumes_ml(label, geometry.voxel_volume_ml), "plausibility": plausibility,
+            "warnings": [{"kind": "plausibility", "message": "IMPLAUSIBLE segmentation (fake)"}], "outputs": {},
+            "arguments": argv}))
+        emit("error", message="Refused (--on-implausible refuse): no label map written", refused=True)
+        return 3
     stage("write", iteration=0, total=1)
     outputs = {"nifti": str(write_label_nifti(label, geometry, out / "segmentation.nii.gz"))}
     if mode == "corrupt":
@@ -103,6 +130,9 @@ def main(argv: list) -> int:
                            unsure, {"kind": "thick_slices", "message": "fake: T2 has 6 mm slices"}],
               "inputs": {k: getattr(args, k) for k in ("t1n", "t1c", "t2w", "t2f")}, "outputs": outputs,
               "arguments": argv}
+    if plausibility is not None:
+        report["plausibility"] = plausibility
+        report["warnings"].insert(0, {"kind": "plausibility", "message": "IMPLAUSIBLE segmentation (fake)"})
     (out / "report.json").write_text(json.dumps(report))
     emit("done", outputs=outputs)
     return 0

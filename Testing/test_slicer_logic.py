@@ -23,7 +23,7 @@ from voxmmsd.errors import InputError  # noqa: E402
 from VoxMMSDSegmentationLib import batch, process  # noqa: E402
 from VoxMMSDSegmentationLib import scene as scene_io  # noqa: E402
 from VoxMMSDSegmentationLib.commands import SegmentOptions  # noqa: E402
-from VoxMMSDSegmentationLib.segmentation import CANCELLED, FAILED, FINISHED, SegmentationJob  # noqa: E402
+from VoxMMSDSegmentationLib.segmentation import CANCELLED, FAILED, FINISHED, REFUSED, SegmentationJob  # noqa: E402
 
 FAKE = [sys.executable, str(Path(__file__).resolve().parent / "test_slicer_fake_engine.py")]
 
@@ -40,11 +40,12 @@ def four_inputs(scene):
     return nodes
 
 
-def job_for(scene, tmp_path, monkeypatch, mode="ok", **kw):
+def job_for(scene, tmp_path, monkeypatch, mode="ok", on_implausible="warn", **kw):
     monkeypatch.setenv("FAKE_ENGINE_MODE", mode)
     monkeypatch.setenv("FAKE_ENGINE_PIDS", str(tmp_path / "pids.json"))
     events = []
-    job = SegmentationJob(scene, four_inputs(scene), SegmentOptions(model="fake-model", tta=True, device="cpu"),
+    options = SegmentOptions(model="fake-model", tta=True, device="cpu", on_implausible=on_implausible)
+    job = SegmentationJob(scene, four_inputs(scene), options,
                           engine=FAKE, temp_root=tmp_path, on_progress=lambda s: events.append(s.fraction), **kw)
     return job, events
 
@@ -115,6 +116,36 @@ def test_cancel_kills_engine_and_leaves_scene(scene, tmp_path, monkeypatch):
     assert not job.work_dir.exists()
 
 
+def test_plausible_result_has_no_dialog(scene, tmp_path, monkeypatch):
+    job, _ = job_for(scene, tmp_path, monkeypatch)
+    assert job.run(timeout=120) == FINISHED, job.error
+    assert job.verdict == "" and job.dialog_text() is None  # an engine without a verdict: nothing shown
+    assert job.status_text().startswith("Done. WT ")
+
+
+def test_implausible_result_is_loaded_with_status_and_dialog(scene, tmp_path, monkeypatch):
+    job, _ = job_for(scene, tmp_path, monkeypatch, mode="implausible")
+    assert job.run(timeout=120) == FINISHED, job.error
+    assert job.result is not None and job.result.segmentation.GetScene() is scene  # warn: loaded
+    assert job.verdict == "implausible"
+    assert "Plausibility: IMPLAUSIBLE: do not use it without checking (t2w_vs_flair)" in job.status_text()
+    dialog = job.dialog_text()
+    assert dialog.startswith("This segmentation is IMPLAUSIBLE")
+    assert "- t2w_vs_flair = -0.45 (fail; should be at least 0)" in dialog
+    assert job.warning_text().splitlines()[0].startswith("Plausibility check: IMPLAUSIBLE segmentation")
+
+
+def test_refused_result_adds_nothing_and_explains(scene, tmp_path, monkeypatch):
+    job, _ = job_for(scene, tmp_path, monkeypatch, mode="implausible", on_implausible="refuse")
+    before = scene_io.scene_node_ids(scene)
+    assert job.run(timeout=120) == REFUSED, job.error
+    assert scene_io.scene_node_ids(scene) == before and job.result is None
+    assert job.verdict == "implausible" and job.done
+    assert job.status_text().startswith("Refused: the result is implausible; nothing was added.")
+    assert job.dialog_text().startswith("The result was refused as implausible")
+    assert not job.work_dir.exists()
+
+
 def test_bad_inputs_start_nothing(scene, tmp_path):
     node, _ = make_volume(scene, "t1c")
     node.SetAndObserveTransformNodeID(scene.AddNewNodeByClass("vtkMRMLLinearTransformNode").GetID())
@@ -143,6 +174,25 @@ def test_batch_through_the_logic(scene, tmp_path, monkeypatch):
     monkeypatch.setenv("FAKE_ENGINE_MODE", "fail")
     failed = batch.segment_folder(scene, data, tmp_path / "out2", SegmentOptions(), engine=FAKE, timeout=120)
     assert batch.exit_code(failed) == 1 and all(r.error for r in failed)
+
+
+def test_batch_refuses_implausible_cases(scene, tmp_path, monkeypatch):
+    data = synthetic.write_dataset(tmp_path / "data", n=2)
+    monkeypatch.setenv("FAKE_ENGINE_MODE", "implausible")
+    before = scene_io.scene_node_ids(scene)
+    results = batch.segment_folder(scene, data, tmp_path / "out", SegmentOptions(on_implausible="refuse"),
+                                   engine=FAKE, timeout=120)
+    assert [r.status for r in results] == [REFUSED, REFUSED], [r.error for r in results]
+    assert batch.exit_code(results) == 3 and scene_io.scene_node_ids(scene) == before
+    rows = list(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
+    assert [r["plausibility"] for r in rows] == ["implausible", "implausible"]
+    for r in results:
+        case_out = tmp_path / "out" / r.case_id
+        assert (case_out / "report.json").is_file() and not (case_out / "segmentation.seg.nrrd").exists()
+    warned = batch.segment_folder(scene, data, tmp_path / "out2", SegmentOptions(), engine=FAKE, timeout=120)
+    assert [r.status for r in warned] == [FINISHED, FINISHED] and batch.exit_code(warned) == 0
+    rows = list(csv.DictReader(open(tmp_path / "out2" / "summary.csv")))
+    assert [r["plausibility"] for r in rows] == ["implausible", "implausible"]
 
 
 def register_conversion_rules():

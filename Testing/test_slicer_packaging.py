@@ -136,7 +136,7 @@ def test_widget_names_exist_in_ui():
     assert used and not (used - names), f"widgets used but absent from the .ui: {sorted(used - names)}"
     params = {w.get("name"): w.find("property[@name='SlicerParameterName']/string").text
               for w in ui.iter("widget") if w.find("property[@name='SlicerParameterName']") is not None}
-    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "register"}
+    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "register", "refuse_implausible"}
     for key in params.values():
         assert re.search(rf"^\s+{key}: ", source, re.M), f"parameter {key} missing in the parameter node"
 

@@ -71,6 +71,7 @@ if parameterNodeWrapper is not None:
         t2f: slicer.vtkMRMLScalarVolumeNode
         tta: bool = False
         register: bool = False
+        refuse_implausible: bool = False
 else:  # pragma: no cover
     VoxMMSDSegmentationParameterNode = None
 
@@ -294,7 +295,8 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         model = self.selectedModel()
         options = SegmentOptions(model=model.argument if model else "",
                                  device=self.ui.deviceSelector.currentData,
-                                 tta=self._parameterNode.tta, register=self._parameterNode.register)
+                                 tta=self._parameterNode.tta, register=self._parameterNode.register,
+                                 on_implausible="refuse" if self._parameterNode.refuse_implausible else "warn")
         with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
             self.ui.logText.clear()
             self.ui.warningLabel.text = ""
@@ -320,19 +322,26 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
             return
         self.timer.stop()
         self.ui.cancelButton.enabled = False
+        self.ui.statusLabel.text = self.job.status_text()  # volumes and the plausibility verdict
+        dialog = self.job.dialog_text()  # an implausible or refused result: a dialog says why
         if self.job.status == "finished":
             result = self.job.result
-            self.ui.statusLabel.text = "Done. " + "; ".join(
-                f"{k} {result.volumes_ml[k]:.1f} mL" for k in ("WT", "TC", "ET") if k in result.volumes_ml)
             slicer.util.setSliceViewerLayers(background=self.job.reference, fit=False)
             warning = self.job.warning_text()
             self.ui.warningLabel.text = warning
-            if any(a["kind"] == "uncertainty" for a in result.alerts):
+            if dialog:
+                slicer.util.warningDisplay(dialog, windowTitle="VoxMMSD: implausible segmentation",
+                                           detailedText=warning)
+            elif any(a["kind"] == "uncertainty" for a in result.alerts):
                 slicer.util.warningDisplay(warning, windowTitle="VoxMMSD: check this segmentation")
             if self.ui.show3DCheckBox.checked:
                 self.onShow3D(True)
             if self.cohortPanel is not None:
                 self.cohortPanel.segmentationFinished(result.segmentation)
+        elif self.job.status == "refused":
+            self.ui.warningLabel.text = self.job.warning_text()
+            slicer.util.errorDisplay(dialog or self.job.error, windowTitle="VoxMMSD: result refused",
+                                     detailedText="\n".join(self.job.log))
         elif self.job.status == "failed":
             self.ui.statusLabel.text = "Failed."
             slicer.util.errorDisplay(f"Segmentation failed: {self.job.error}", detailedText="\n".join(self.job.log))

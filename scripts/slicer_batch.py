@@ -2,10 +2,13 @@
 
     Slicer --no-splash --no-main-window --python-script scripts/slicer_batch.py -- \\
         --data CASES_DIR --out OUT_DIR [--model ID_or_FOLDER] [--device auto|cuda|cpu] [--tta] [--register]
+        [--on-implausible warn|refuse]
 
 Every case (one sub-folder with T1/T1c/T2/FLAIR) is loaded into the scene, segmented by the
 engine process, checked, saved to OUT_DIR/<case_id>/ and unloaded; OUT_DIR/summary.csv lists
-all cases. Exit status: 0 all cases segmented, 1 some failed, 2 bad arguments or set-up.
+all cases with the plausibility verdict of each (docs/plausibility.md). Exit status: 0 all cases
+segmented, 1 some failed, 2 bad arguments or set-up, 3 some refused as implausible
+(--on-implausible refuse).
 Without Slicer, the same is ``voxmmsd segment --batch CASES_DIR --out OUT_DIR``.
 """
 
@@ -29,6 +32,8 @@ def parse(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--tta", action="store_true", help="test-time augmentation")
     p.add_argument("--register", action="store_true", help="rigidly co-register the sequences to T1c")
     p.add_argument("--timeout", type=float, default=None, help="seconds per case before it is cancelled")
+    p.add_argument("--on-implausible", default="warn", choices=("warn", "refuse"),
+                   help="an implausible result: warn (kept, listed in summary.csv) or refuse (no segmentation saved)")
     return p.parse_args([a for a in argv if a != "--"] if argv[:1] == ["--"] else argv)
 
 
@@ -65,20 +70,24 @@ def main(argv: Optional[List[str]] = None) -> int:
     if plan.get("pip"):
         logging.info("installing %s", ", ".join(plan["pip"]))
         logic.installDependencies(plan)
-    options = SegmentOptions(model=args.model, device=args.device, tta=args.tta, register=args.register)
+    options = SegmentOptions(model=args.model, device=args.device, tta=args.tta, register=args.register,
+                             on_implausible=args.on_implausible)
 
     def report(result) -> None:
         vols = " ".join(f"{k}={result.volumes_ml[k]:.1f}mL" for k in ("WT", "TC", "ET") if k in result.volumes_ml)
-        print(f"{result.case_id}: {result.status} {vols} {result.error}".rstrip(), flush=True)
+        verdict = f" plausibility={result.plausibility}" if result.plausibility else ""
+        print(f"{result.case_id}: {result.status} {vols}{verdict} {result.error}".rstrip(), flush=True)
 
     try:
         results = logic.segmentFolder(args.data, args.out, options, timeout=args.timeout, report=report)
     except Exception as exc:  # set-up errors (no cases, output folder not writable, ...)
         logging.error("%s", exc)
         return 2
-    counts = {s: sum(r.status == s for r in results) for s in ("finished", "skipped", "failed")}
-    print(f"{counts['finished']} segmented, {counts['skipped']} already done, {counts['failed']} failed "
-          f"of {len(results)} case folder(s); summary: {args.out / 'summary.csv'}", flush=True)
+    counts = {s: sum(r.status == s for r in results) for s in ("finished", "skipped", "refused", "failed")}
+    implausible = sum(r.plausibility == "implausible" for r in results)
+    print(f"{counts['finished']} segmented, {counts['skipped']} already done, {counts['refused']} refused, "
+          f"{counts['failed']} failed of {len(results)} case folder(s); {implausible} implausible; "
+          f"summary: {args.out / 'summary.csv'}", flush=True)
     return exit_code(results)
 
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional
 
 from VoxMMSDSegmentationLib import scene as scene_io
 from VoxMMSDSegmentationLib.commands import SegmentOptions
-from VoxMMSDSegmentationLib.segmentation import FINISHED, SegmentationJob
+from VoxMMSDSegmentationLib.segmentation import FINISHED, REFUSED, REFUSED_EXIT_CODE, SegmentationJob
 
 log = logging.getLogger(__name__)
 
@@ -58,10 +58,12 @@ class CaseResult:
     seconds: float = 0.0
     volumes_ml: Dict[str, float] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
+    plausibility: str = ""  # the engine's verdict: plausible | doubtful | implausible
 
     def row(self) -> Dict[str, Any]:
         row: Dict[str, Any] = {"case_id": self.case_id, "status": self.status, "error": self.error,
-                               "seconds": f"{self.seconds:.1f}", "warnings": " | ".join(self.warnings)}
+                               "seconds": f"{self.seconds:.1f}", "warnings": " | ".join(self.warnings),
+                               "plausibility": self.plausibility}
         for key in ("WT", "TC", "ET", "NETC", "SNFH", "RC"):
             row[key] = f"{self.volumes_ml[key]:.3f}" if key in self.volumes_ml else ""
         return row
@@ -77,11 +79,14 @@ def segment_case(scene: Any, sequences: Mapping[str, Path], case_id: str, out_di
         job = SegmentationJob(scene, nodes, options, python=python, engine=engine, env=env, output_dir=out_dir,
                               name=f"{case_id} segmentation")
         status = job.run(timeout=timeout)
-        result = CaseResult(case_id, status, job.error, float(job.summary()["seconds"]))
+        result = CaseResult(case_id, status, job.error, float(job.summary()["seconds"]), plausibility=job.verdict)
         if status == FINISHED and job.result is not None:
             result.volumes_ml = dict(job.result.volumes_ml)
             result.warnings = list(job.result.warnings)
             save_table_csv(job.result.table, Path(out_dir) / "volumes.csv")
+        elif status == REFUSED:  # report.json only (the engine wrote no label map): its volumes and warnings
+            result.volumes_ml = {str(k): float(v) for k, v in (job.report.get("volumes_ml") or {}).items()}
+            result.warnings = list(job.state.warnings)
         return result
     except Exception as exc:  # one bad case must not stop the batch
         log.exception("case %s failed", case_id)
@@ -116,7 +121,8 @@ def segment_folder(scene: Any, data: Path, out: Path, options: SegmentOptions, p
             result = CaseResult(entry.case_id, "failed", entry.error)
         elif is_done(Path(out), entry.case_id):
             done = _from_report(Path(out), entry.case_id)
-            result = CaseResult(entry.case_id, SKIPPED, "", 0.0, done.volumes_ml, done.warnings)
+            result = CaseResult(entry.case_id, REFUSED if done.status == "refused" else SKIPPED, "", 0.0,
+                                done.volumes_ml, done.warnings, done.plausibility)
         else:
             result = segment_case(scene, entry.sequences, entry.case_id, Path(out) / entry.case_id, options, python,
                                   env, timeout, engine)
@@ -128,5 +134,8 @@ def segment_folder(scene: Any, data: Path, out: Path, options: SegmentOptions, p
 
 
 def exit_code(results: List[CaseResult]) -> int:
-    """0 when every case finished (or was already done), 1 when any failed (or there were none)."""
-    return 0 if results and all(r.status in (FINISHED, SKIPPED) for r in results) else 1
+    """0 when every case finished (or was already done); 1 when any failed (or there were none); else 3
+    when a case was refused as implausible (``on_implausible="refuse"``)."""
+    if not results or any(r.status not in (FINISHED, SKIPPED, REFUSED) for r in results):
+        return 1
+    return REFUSED_EXIT_CODE if any(r.status == REFUSED for r in results) else 0

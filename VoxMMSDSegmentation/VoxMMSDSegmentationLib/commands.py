@@ -22,6 +22,8 @@ class SegmentOptions:
     #: brain extraction: auto (the engine decides) | on | off (images already skull-stripped)
     skull_strip: str = "auto"
     min_component_ml: Optional[float] = None
+    #: an implausible result: warn (loaded with a warning) | refuse (not loaded; the engine writes no label map)
+    on_implausible: str = "warn"
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
@@ -50,6 +52,10 @@ def segment_arguments(inputs: Mapping[str, Path], out_dir: Path, options: Segmen
         args += ["--skull-strip", options.skull_strip]
     if options.min_component_ml is not None:
         args += ["--min-component-ml", f"{float(options.min_component_ml):g}"]
+    if options.on_implausible not in ("warn", "refuse"):
+        raise ValueError(f"on_implausible must be warn or refuse, not {options.on_implausible!r}")
+    if options.on_implausible != "warn":
+        args += ["--on-implausible", options.on_implausible]
     return args
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from voxmmsd.errors import InputError, VoxMMSDError
 
+from VoxMMSDSegmentationLib import plausibility
 from VoxMMSDSegmentationLib import scene as scene_io
 from VoxMMSDSegmentationLib.commands import SegmentOptions, segment_arguments
 from VoxMMSDSegmentationLib.events import EventState
@@ -23,14 +24,17 @@ from VoxMMSDSegmentationLib.process import EngineProcess, engine_command, engine
 
 log = logging.getLogger(__name__)
 
-PENDING, RUNNING, IMPORTING, FINISHED, FAILED, CANCELLED = (
-    "pending", "running", "importing", "finished", "failed", "cancelled")
+PENDING, RUNNING, IMPORTING, FINISHED, FAILED, CANCELLED, REFUSED = (
+    "pending", "running", "importing", "finished", "failed", "cancelled", "refused")
+#: the engine's exit status when it refused an implausible result (voxmmsd.plausibility.verdict)
+REFUSED_EXIT_CODE = 3
 REFERENCE_ORDER = ("t1c", "t1n", "t2w", "t2f")
 
 
 #: headings of warning kinds in the module's warning box, shown in this order
 #: (the kinds of the engine's report.json warnings, voxmmsd.infer.outputs, and of pre-training's collapse)
-ALERT_TITLES = (("uncertainty", "The model is unsure"), ("thick_slices", "Thick slices"),
+ALERT_TITLES = (("plausibility", "Plausibility check"), ("uncertainty", "The model is unsure"),
+                ("thick_slices", "Thick slices"),
                 ("voxel_size", "Voxel size outside the training data"), ("not_skull_stripped", "Not skull-stripped"),
                 ("missing_sequence", "Missing sequence"), ("collapse", "Pre-training collapsed"))
 
@@ -88,6 +92,8 @@ class SegmentationJob:
         self.error = ""
         self.log: List[str] = []
         self.result: Optional[scene_io.ImportedResult] = None
+        #: the engine's report.json (also for a refused result, which adds nothing to the scene)
+        self.report: Dict[str, Any] = {}
         self.process: Optional[EngineProcess] = None
         self.work_dir: Optional[Path] = None
         self.started = 0.0
@@ -117,7 +123,12 @@ class SegmentationJob:
 
     @property
     def done(self) -> bool:
-        return self.status in (FINISHED, FAILED, CANCELLED)
+        return self.status in (FINISHED, FAILED, CANCELLED, REFUSED)
+
+    @property
+    def verdict(self) -> str:
+        """The plausibility verdict of the engine's report (plausible | doubtful | implausible; "" if none)."""
+        return plausibility.verdict(self.report)
 
     def poll(self) -> bool:
         """Handle the engine's new output; True once the job is over (see :attr:`status`)."""
@@ -168,6 +179,17 @@ class SegmentationJob:
     def _finish(self, returncode: int) -> None:
         if self.process is not None and self.process.cancelled:
             return
+        if returncode == REFUSED_EXIT_CODE:  # implausible and --on-implausible refuse: a report, no label map
+            self.status = REFUSED
+            self.error = self.state.error or "the result was refused as implausible"
+            try:
+                self.report = scene_io.read_report(self.out_dir)
+            except VoxMMSDError:
+                self.report = {}
+            self._cleanup()
+            if self.on_progress is not None:
+                self.on_progress(self.state)
+            return
         if returncode != 0 or self.state.outcome == "failed":
             self.status = FAILED
             self.error = self.state.error or self._last_log_line() or f"the engine exited with code {returncode}"
@@ -177,6 +199,7 @@ class SegmentationJob:
         try:
             self.result = scene_io.import_result(self.scene, self.out_dir, self.reference, self.name,
                                                  labels=self.labels, outputs=self.state.outputs)
+            self.report = dict(self.result.report)
             self.result.warnings[:0] = [w for w in self.state.warnings if w not in self.result.warnings]
             known = {a["message"] for a in self.result.alerts}
             self.result.alerts[:0] = [a for a in self.state.alerts if a["message"] not in known]
@@ -227,7 +250,24 @@ class SegmentationJob:
         alerts = self.result.alerts if self.result is not None else self.state.alerts
         return format_alerts(alerts)
 
+    def status_text(self) -> str:
+        """The module's status line after the run: volumes and the plausibility verdict."""
+        if self.status == FINISHED and self.result is not None:
+            vols = "; ".join(f"{k} {self.result.volumes_ml[k]:.1f} mL" for k in ("WT", "TC", "ET")
+                             if k in self.result.volumes_ml)
+            line = plausibility.status_line(self.report)
+            return "Done. " + vols + (f". {line}" if line else "")
+        if self.status == REFUSED:
+            return "Refused: the result is implausible; nothing was added. " + plausibility.status_line(self.report)
+        return {FAILED: "Failed.", CANCELLED: "Cancelled."}.get(self.status, self.status)
+
+    def dialog_text(self) -> Optional[str]:
+        """The text of the dialog the module opens for an implausible or refused result (None: no dialog)."""
+        if self.status not in (FINISHED, REFUSED):
+            return None
+        return plausibility.dialog_text(self.report, refused=self.status == REFUSED)
+
     def summary(self) -> Dict[str, Any]:
         return {"status": self.status, "error": self.error, "seconds": round(time.monotonic() - self.started, 2)
                 if self.started else 0.0, "warnings": list(self.result.warnings) if self.result else
-                list(self.state.warnings)}
+                list(self.state.warnings), "plausibility": self.verdict}

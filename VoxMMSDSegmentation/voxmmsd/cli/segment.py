@@ -56,6 +56,10 @@ def add_parser(sub: Any) -> None:
                    help="use the chosen model even when a sequence is missing for which its package names a "
                         "better model (inference.fallback_when_missing; the default model: 1.0.0 without T2w "
                         "or FLAIR)")
+    p.add_argument("--on-implausible", default="warn", choices=("warn", "refuse"),
+                   help="what to do when the plausibility checks find the result implausible (docs/plausibility.md): "
+                        "warn = write it with a warning (default); refuse = write report.json (and qc.png) but no "
+                        "label map, exit status 3 (batch: the case is listed as refused)")
     p.add_argument("--labels", default="brats2023", choices=("brats2023", "legacy"),
                    help="label values of the NIfTI output (legacy: ET = 4)")
     p.add_argument("--no-qc", action="store_true", help="do not write qc.png")
@@ -103,9 +107,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_single(args: argparse.Namespace, events: Any) -> int:
     from voxmmsd.infer.fallback import switch_package
-    from voxmmsd.infer.outputs import bytes_needed, check_free_space, claim_output, write_outputs
+    from voxmmsd.infer.outputs import bytes_needed, check_free_space, claim_output, warning_kind, write_outputs
     from voxmmsd.infer.predictor import load_for_package
     from voxmmsd.models.catalog import resolve_model
+    from voxmmsd.plausibility.verdict import REFUSED_EXIT_CODE, refuses
 
     t0 = time.perf_counter()
     files = resolve_case(args, require_all=False)
@@ -138,19 +143,31 @@ def _run_single(args: argparse.Namespace, events: Any) -> int:
         if note:
             pred.warnings = [note] + list(pred.warnings)
         model = {"id": predictor.package.id, "version": predictor.package.version}
-        _stage(events, "write", 0, 1, "writing the outputs")
+        refused = refuses(pred.verdict, args.on_implausible)
+        _stage(events, "write", 0, 1, "writing the report" if refused else "writing the outputs")
         outputs = write_outputs(pred, args.out, model, predictor.package.label_table, args.labels, not args.no_qc,
-                                extra={"predictor": predictor.config.to_dict()})
+                                extra={"predictor": predictor.config.to_dict()}, label_map=not refused)
+    kinds = {a["message"]: a["kind"] for a in pred.alerts}
     for w in pred.warnings:
         log.warning("%s", w)
         if events:
-            events.emit("segment", "warning", message=w)
+            events.emit("segment", "warning", message=w, kind=kinds.get(w, warning_kind(w)))
     total = time.perf_counter() - t0
+    verdict = pred.plausibility.get("summary", "not checked")
+    if refused:
+        message = (f"Refused (--on-implausible refuse): the result is implausible, so no label map was written. "
+                   f"{verdict}. See {outputs['report']}.")
+        log.error("%s", message)
+        if events:
+            events.emit("segment", "error", message=message, refused=True, outputs=outputs,
+                        plausibility=pred.verdict)
+        return REFUSED_EXIT_CODE
     if events:
-        events.emit("segment", "done", outputs=outputs, volumes_ml=pred.volumes_ml, seconds=total)
+        events.emit("segment", "done", outputs=outputs, volumes_ml=pred.volumes_ml, seconds=total,
+                    plausibility=pred.verdict)
     else:
         vols = ", ".join(f"{k} {v:.1f} mL" for k, v in pred.volumes_ml.items() if k in ("WT", "TC", "ET"))
-        sys.stdout.write(f"{files.case_id}: {vols} -> {args.out} ({total:.1f} s)\n")
+        sys.stdout.write(f"{files.case_id}: {vols} -> {args.out} ({total:.1f} s); plausibility: {verdict}\n")
     return 0
 
 
@@ -162,7 +179,7 @@ def _stage(events: Any, stage: str, iteration: int, total: int, message: str) ->
 
 
 def _run_batch(args: argparse.Namespace, events: Any) -> int:
-    from voxmmsd.infer.batch import discover_cases, parse_shard, run_batch
+    from voxmmsd.infer.batch import batch_exit_code, discover_cases, parse_shard, run_batch
     from voxmmsd.infer.fallback import Chooser
     from voxmmsd.models.catalog import resolve_model
 
@@ -172,14 +189,20 @@ def _run_batch(args: argparse.Namespace, events: Any) -> int:
     chooser = Chooser(predictor, lambda spec: _predictor(args, resolve_model(spec)), enabled=not args.no_fallback)
     results = run_batch(predictor, dataset, args.out, register=args.register, convention=args.labels,
                         shard=shard, events=events, progress_bar=args.progress == "bar", qc=not args.no_qc,
-                        redo=args.redo, chooser=chooser)
-    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "failed")}
+                        redo=args.redo, chooser=chooser, on_implausible=args.on_implausible)
+    counts = {s: sum(r.status == s for r in results) for s in ("done", "skipped", "refused", "failed")}
+    verdicts = {v: sum(r.plausibility == v for r in results) for v in ("plausible", "doubtful", "implausible")}
     if events:
-        events.emit("segment", "done", outputs={"folder": str(args.out)}, counts=counts)
+        events.emit("segment", "done", outputs={"folder": str(args.out)}, counts=counts, plausibility=verdicts)
     else:
-        sys.stdout.write(f"{counts['done']} segmented, {counts['skipped']} already done, {counts['failed']} failed "
-                         f"-> {args.out}\n")
+        refused = f", {counts['refused']} refused as implausible" if counts["refused"] else ""
+        sys.stdout.write(f"{counts['done']} segmented, {counts['skipped']} already done{refused}, {counts['failed']} "
+                         f"failed -> {args.out}; plausibility: {verdicts['plausible']} plausible, "
+                         f"{verdicts['doubtful']} doubtful, {verdicts['implausible']} implausible\n")
         for r in results:
             if r.status == "failed":
                 sys.stdout.write(f"  FAILED {r.case_id}: {r.error}\n")
-    return 1 if counts["failed"] else 0
+            elif r.plausibility in ("doubtful", "implausible"):
+                sys.stdout.write(f"  {r.plausibility.upper()} {r.case_id}"
+                                 f"{' (refused: no label map)' if r.status == 'refused' else ''}\n")
+    return batch_exit_code(results)

@@ -137,26 +137,44 @@ _summary_csv = summary_csv  # the one writer, shared with the Slicer batch (voxm
 
 
 def _from_report(out_dir: Path, case_id: str) -> CaseResult:
+    """The result of a case done in an earlier run (``skipped``; ``refused`` when that run refused it)."""
     try:
         rep = json.loads((out_dir / case_id / REPORT).read_text(encoding="utf-8"))
         warnings = [w.get("message", "") if isinstance(w, dict) else str(w) for w in rep.get("warnings", [])]
-        return CaseResult(case_id, "skipped", 0.0, rep.get("volumes_ml", {}), warnings)
-    except (OSError, ValueError):
+        verdict = str((rep.get("plausibility") or {}).get("verdict", ""))
+        return CaseResult(case_id, "refused" if rep.get("refused") else "skipped", 0.0, rep.get("volumes_ml", {}),
+                          warnings, plausibility=verdict)
+    except (OSError, ValueError, AttributeError):
         return CaseResult(case_id, "skipped")
+
+
+def batch_exit_code(results: Sequence[CaseResult]) -> int:
+    """1 when a case failed; else 3 (:data:`~voxmmsd.plausibility.verdict.REFUSED_EXIT_CODE`) when a case
+    was refused as implausible; else 0."""
+    from voxmmsd.plausibility.verdict import REFUSED_EXIT_CODE
+
+    if any(r.status == "failed" for r in results):
+        return 1
+    return REFUSED_EXIT_CODE if any(r.status == "refused" for r in results) else 0
 
 
 def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Path, *, register: Any = None,
               convention: str = BRATS2023, shard: Tuple[int, int] = (0, 1), events: Any = None,
               progress_bar: bool = True, qc: bool = True, redo: bool = False,
-              chooser: Any = None) -> List[CaseResult]:
+              chooser: Any = None, on_implausible: str = "warn") -> List[CaseResult]:
     """Segment every case of ``dataset`` (this shard's share) into ``out_dir/<case_id>/``.
 
     ``dataset`` is a :class:`DataSet` or the entries of :func:`discover_cases` (failed entries
     go to the summary as they are). ``chooser`` (:class:`voxmmsd.infer.fallback.Chooser`)
-    may give a case that lacks a sequence another model. Returns one result per entry, in
-    discovery order.
+    may give a case that lacks a sequence another model. With ``on_implausible="refuse"`` an
+    implausible case gets its report but no label map and the status ``refused``. Returns one
+    result per entry, in discovery order.
     """
     from tqdm import tqdm
+
+    from voxmmsd.plausibility.verdict import refuses
+
+    refuses("", on_implausible)  # an unknown choice fails before any work
 
     out_dir = ensure_writable_dir(Path(out_dir))
     entries: List[Entry] = list(dataset.cases) if isinstance(dataset, DataSet) else list(dataset)
@@ -200,9 +218,11 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                     pred.timings_s = {"read": t_read, **pred.timings_s}
                     if note:
                         pred.warnings = [note] + list(pred.warnings)
+                    refused = refuses(pred.verdict, on_implausible)
                     write_outputs(pred, case_out, {"id": used.package.id, "version": used.package.version},
-                                  used.package.label_table, convention, qc)
-                res = CaseResult(files.case_id, "done", time.perf_counter() - t0, pred.volumes_ml, pred.warnings)
+                                  used.package.label_table, convention, qc, label_map=not refused)
+                res = CaseResult(files.case_id, "refused" if refused else "done", time.perf_counter() - t0,
+                                 pred.volumes_ml, pred.warnings, plausibility=pred.verdict)
                 if events:
                     for w in pred.warnings:
                         events.emit("segment", "warning", message=f"{files.case_id}: {w}")

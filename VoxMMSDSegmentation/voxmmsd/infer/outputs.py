@@ -173,6 +173,11 @@ def qc_title(prediction: Any, model: Dict[str, str]) -> str:
         title += " | THICK SLICES / VOXEL SIZE outside the training data: check slice by slice"
     if "not_skull_stripped" in kinds:
         title += " | NOT SKULL-STRIPPED"
+    checks = getattr(prediction, "plausibility", None) or {}
+    if checks.get("verdict") == "implausible":
+        title += f" | IMPLAUSIBLE ({', '.join(checks.get('failed', []))}): do not use without review"
+    elif checks.get("verdict") == "doubtful":
+        title += f" | DOUBTFUL ({', '.join(checks.get('doubtful', []))}): review before use"
     return title
 
 
@@ -184,6 +189,7 @@ def build_report(prediction: Any, model: Dict[str, str], outputs: Dict[str, str]
         "volumes_ml": {k: round(float(v), 4) for k, v in prediction.volumes_ml.items()},
         "warnings": structured_warnings(prediction),
         "uncertainty": dict(getattr(prediction, "uncertainty", None) or {}),
+        "plausibility": dict(getattr(prediction, "plausibility", None) or {}),
         "timings_s": {k: round(float(v), 3) for k, v in prediction.timings_s.items()},
         "software": software_versions(),
         "inputs": prediction.inputs,
@@ -198,8 +204,12 @@ def build_report(prediction: Any, model: Dict[str, str], outputs: Dict[str, str]
 
 def write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str],
                   table: Iterable[LabelInfo] = LABEL_TABLE, convention: str = BRATS2023,
-                  qc: bool = True, extra: Optional[Dict[str, Any]] = None) -> Dict[str, str]:
+                  qc: bool = True, extra: Optional[Dict[str, Any]] = None,
+                  label_map: bool = True) -> Dict[str, str]:
     """Write every output of ``prediction`` into ``out_dir``; return {kind: path}.
+
+    Without ``label_map`` (a result refused as implausible) no label map is written: only
+    ``report.json`` (with ``"refused": true``), the QC picture and the brain mask.
 
     A failure while staging leaves ``out_dir`` as it was (earlier complete outputs stay; nothing
     half-written); a full disk raises :class:`InputError` saying so. Once staged, the previous
@@ -209,7 +219,7 @@ def write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str],
     t0 = time.perf_counter()
     out_dir = ensure_writable_dir(Path(out_dir))
     try:
-        return _write_outputs(prediction, out_dir, model, tuple(table), convention, qc, extra, t0)
+        return _write_outputs(prediction, out_dir, model, tuple(table), convention, qc, extra, t0, label_map)
     except OSError as exc:
         if exc.errno == errno.ENOSPC:
             raise disk_full_error(out_dir, bytes_needed(prediction.label.shape)) from None
@@ -217,18 +227,22 @@ def write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str],
 
 
 def _write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str], table: tuple, convention: str,
-                   qc: bool, extra: Optional[Dict[str, Any]], t0: float) -> Dict[str, str]:
-    label = to_convention(prediction.label, convention)
+                   qc: bool, extra: Optional[Dict[str, Any]], t0: float, label_map: bool = True) -> Dict[str, str]:
     # the .seg.nrrd keeps the internal values with their names; legacy only changes the NIfTI values
     stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=str(out_dir)))
     try:
-        write_label_nifti(label, prediction.geometry, stage / SEGMENTATION_NIFTI)
-        write_seg_nrrd(prediction.label, prediction.geometry, stage / SEGMENTATION_NRRD, table)
+        outputs: Dict[str, str] = {}
+        if label_map:
+            write_label_nifti(to_convention(prediction.label, convention), prediction.geometry,
+                              stage / SEGMENTATION_NIFTI)
+            write_seg_nrrd(prediction.label, prediction.geometry, stage / SEGMENTATION_NRRD, table)
+            outputs.update(segmentation=str(out_dir / SEGMENTATION_NIFTI), seg_nrrd=str(out_dir / SEGMENTATION_NRRD))
+        else:
+            extra = {**(extra or {}), "refused": True}
         if qc:
             write_qc_png(stage / QC_PNG, prediction.reference_image, prediction.label, prediction.geometry.spacing,
-                         qc_title(prediction, model), table)
-        outputs = {"segmentation": str(out_dir / SEGMENTATION_NIFTI), "seg_nrrd": str(out_dir / SEGMENTATION_NRRD)}
-        if qc:
+                         qc_title(prediction, model) + ("" if label_map else " | REFUSED: no label map written"),
+                         table)
             outputs["qc"] = str(out_dir / QC_PNG)
         if prediction.brain_mask is not None:
             write_label_nifti(prediction.brain_mask, prediction.geometry, stage / BRAIN_MASK)

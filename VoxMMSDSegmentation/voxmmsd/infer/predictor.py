@@ -19,13 +19,12 @@ from voxmmsd.infer import uncertainty, window
 from voxmmsd.infer.acquisition import working_preprocessing
 from voxmmsd.infer.backends.base import Backend, DeviceOutOfMemoryError
 from voxmmsd.infer.backends.select import create_backend
+from voxmmsd.infer.components import relabel_et_by_evidence, remove_components_by_evidence
 from voxmmsd.infer.memory import available_memory_bytes, max_whole_voxels
 from voxmmsd.infer.postprocess import (
     confidence_map,
     labels_from_scores,
     min_component_voxels,
-    remove_small_components,
-    small_et_components_to_netc,
     small_et_to_netc,
 )
 from voxmmsd.infer.tta import mirror_axes, with_mirroring
@@ -34,6 +33,8 @@ from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
 from voxmmsd.io.reader import Case
 from voxmmsd.models.package import ModelPackage
+from voxmmsd.plausibility.reference import lr_axis_of
+from voxmmsd.plausibility.verdict import assess, warning_for
 from voxmmsd.preprocessing import crop, prepare, restore, restore_scores
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,13 @@ class Prediction:
     run: Dict[str, Any] = field(default_factory=dict)  # backend, device, precision, mode
     brain_mask: Optional[np.ndarray] = None  # uint8 (z, y, x) from brain extraction, or None
     exam_picture: Optional[np.ndarray] = None  # RGB registration / brain-mask QC, or None
+    #: the plausibility checks and their verdict (see :mod:`voxmmsd.plausibility.verdict`)
+    plausibility: Dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def verdict(self) -> str:
+        """``plausible``, ``doubtful`` or ``implausible`` ("" when the checks did not run)."""
+        return str(self.plausibility.get("verdict", ""))
 
 
 def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: bool) -> Tuple[np.ndarray, List[str]]:
@@ -261,23 +269,28 @@ class Predictor:
             label, relabelled = small_et_to_netc(label, n_et)
             if relabelled:
                 removed_note.append(f"ET of {relabelled} voxel(s), under {self.min_et_ml} mL, relabelled NETC")
+        # the component rules judge each component on the images (voxmmsd.infer.components)
+        images = {s: case.channel(s) for s in case.sequences}
+        spacing_zyx = tuple(float(v) for v in case.geometry.spacing[::-1])
         n_et_comp = min_component_voxels(self.min_et_component_ml, case.geometry.voxel_volume_ml)
         if n_et_comp:
-            label, specks = small_et_components_to_netc(label, n_et_comp)
-            if specks:
-                removed_note.append(f"{specks} ET component(s) under {self.min_et_component_ml} mL relabelled NETC "
-                                    f"(the largest is always kept)")
+            label, notes = relabel_et_by_evidence(label, images, spacing_zyx, n_et_comp, case.brain_mask)
+            removed_note += [f"ET components (limit {self.min_et_component_ml} mL): {n}" for n in notes]
         n_min = min_component_voxels(self.min_component_ml, case.geometry.voxel_volume_ml)
         if n_min:
-            label, removed = remove_small_components(label, n_min, keep_largest=True)
-            if removed:
-                removed_note.append(f"removed {removed} component(s) smaller than {self.min_component_ml} mL "
-                                    f"(the largest is always kept)")
+            label, notes = remove_components_by_evidence(label, images, spacing_zyx, n_min, case.brain_mask)
+            removed_note += [f"tumour components (limit {self.min_component_ml} mL): {n}" for n in notes]
         t3 = time.perf_counter()
+        # the plausibility checks of the final label map, on the same path for every caller
+        checked = assess(images, label, spacing_zyx, case.brain_mask, lr_axis_of(case.geometry.direction), unsure)
+        plausibility = checked.to_dict()
+        doubt = warning_for(checked)
+        del images
+        t4 = time.perf_counter()
         if progress:
             progress("done", 1, 1)
         ref = case.channel(case.reference) if case.reference in case.sequences else case.image[0]
-        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure) if unsure else [])
+        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure) if unsure else []) + ([doubt] if doubt else [])
         warnings = list(case.warnings) + warnings + self.fallback_notes + [a["message"] for a in alerts
                                                                             if a not in case.alerts]
         run = dict(self.backend.describe())
@@ -289,8 +302,9 @@ class Predictor:
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
                   "resampled": dict(case.resampled), "preparation": dict(case.preparation)}
         return Prediction(case.case_id, label, case.geometry, ref, volumes_ml(label, case.geometry.voxel_volume_ml),
-                          warnings, {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2},
-                          unsure, alerts, inputs, run, case.brain_mask, case.exam_picture)
+                          warnings, {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2,
+                                     "plausibility": t4 - t3},
+                          unsure, alerts, inputs, run, case.brain_mask, case.exam_picture, plausibility)
 
     def load(self, files: CaseFiles, register: Any = None) -> Case:
         """Read a case the way this model needs it (missing sequences allowed only if tolerated); ``register``

@@ -2,8 +2,10 @@
 (:mod:`voxmmsd.infer.batch`) and the Slicer batch (``VoxMMSDSegmentationLib.batch``).
 
 One row per case folder that was found, in discovery order, with its status (engine:
-``done`` / ``skipped`` / ``failed``; Slicer: ``finished`` / ``failed`` / ``cancelled``), the
-volumes in mL, the seconds it took, its warnings and, for a failure, the reason.
+``done`` / ``skipped`` / ``refused`` / ``failed``; Slicer: ``finished`` / ``refused`` / ``failed``
+/ ``cancelled``), the plausibility verdict (``plausible`` / ``doubtful`` / ``implausible``, see
+:mod:`voxmmsd.plausibility`), the volumes in mL, the seconds it took, its warnings and, for a
+failure, the reason.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any, Dict, Iterable, List
 from voxmmsd.io.atomic import write_text
 
 REGION_COLUMNS = ("WT", "TC", "ET", "NETC", "SNFH", "RC")
-SUMMARY_COLUMNS = ["case_id", "status"] + [f"{r}_ml" for r in REGION_COLUMNS] + ["seconds", "warnings", "error"]
+SUMMARY_COLUMNS = (["case_id", "status", "plausibility"] + [f"{r}_ml" for r in REGION_COLUMNS]
+                   + ["seconds", "warnings", "error"])
 
 
 @dataclass
@@ -25,11 +28,12 @@ class CaseResult:
     """What happened to one case of a batch."""
 
     case_id: str
-    status: str  # done | skipped | failed (engine); finished | failed | cancelled (Slicer)
+    status: str  # done | skipped | refused | failed (engine); finished | refused | failed | cancelled (Slicer)
     seconds: float = 0.0
     volumes_ml: Dict[str, float] = field(default_factory=dict)
     warnings: List[str] = field(default_factory=list)
     error: str = ""
+    plausibility: str = ""  # plausible | doubtful | implausible ("" when not segmented)
 
 
 def _text(w: Any) -> str:
@@ -37,9 +41,11 @@ def _text(w: Any) -> str:
 
 
 def summary_row(result: Any) -> Dict[str, str]:
-    """The CSV row of one result (any object with ``case_id, status, seconds, volumes_ml, warnings, error``)."""
+    """The CSV row of one result (any object with ``case_id, status, seconds, volumes_ml, warnings, error``
+    and, optionally, ``plausibility``)."""
     vols = getattr(result, "volumes_ml", None) or {}
-    row = {"case_id": str(result.case_id), "status": str(result.status)}
+    row = {"case_id": str(result.case_id), "status": str(result.status),
+           "plausibility": str(getattr(result, "plausibility", "") or "")}
     for k in REGION_COLUMNS:
         row[f"{k}_ml"] = ("%.4f" % float(vols[k])) if k in vols else ""
     row["seconds"] = "%.2f" % float(getattr(result, "seconds", 0.0) or 0.0)
