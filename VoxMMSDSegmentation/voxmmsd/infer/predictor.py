@@ -32,6 +32,7 @@ from voxmmsd.infer.tta import mirror_axes, with_mirroring
 from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
 from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
+from voxmmsd.io.orientation import to_canonical
 from voxmmsd.io.reader import Case
 from voxmmsd.models.package import ModelPackage
 from voxmmsd.preprocessing import crop, prepare, restore, restore_scores
@@ -224,7 +225,9 @@ class Predictor:
         self.fallback_notes = []
         self._tta_masks = []
         image, warnings = network_input(case, self.package.sequences, self.package.tolerates_missing)
-        spacing = case.geometry.spacing
+        # the network sees one orientation, however the file was stored (undone on the label map below)
+        image, turn = to_canonical(image, case.geometry)
+        spacing = turn.canonical.spacing
         prepared = prepare(image, spacing, working_preprocessing(self.package.preprocessing, spacing))
         brain = np.any(crop(image, prepared.box) != 0, axis=0)  # on the crop grid
         del image
@@ -249,7 +252,7 @@ class Predictor:
         unsure = (uncertainty.summarise(conf, small > 0 if tumour is None else tumour, disagreement)
                   if self.config.uncertainty else {})
         self._tta_masks = []
-        label = restore(small, prepared)
+        label = turn.undo(restore(small, prepared))
         del scores, conf
         removed_note = []
         n_et = min_component_voxels(self.min_et_ml, case.geometry.voxel_volume_ml)
@@ -283,7 +286,8 @@ class Predictor:
                     "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
-                  "resampled": dict(case.resampled), "preparation": dict(case.preparation)}
+                  "resampled": dict(case.resampled), "preparation": dict(case.preparation),
+                  "orientation": turn.describe()}
         return Prediction(case.case_id, label, case.geometry, ref, volumes_ml(label, case.geometry.voxel_volume_ml),
                           warnings, {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2},
                           unsure, alerts, inputs, run, case.brain_mask, case.exam_picture)
