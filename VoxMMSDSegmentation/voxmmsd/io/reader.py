@@ -11,7 +11,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from voxmmsd.errors import InputError
-from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri
+from voxmmsd.io.access import check_openable
+from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri, nifti_version
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
 
@@ -52,13 +53,12 @@ class Case:
 def read_image(path: Path, what: str = "image") -> sitk.Image:
     """Read one 3-D image (a file, or a folder holding a DICOM series) with checks.
 
-    Raises :class:`InputError` naming ``path`` if the file is missing, unreadable, truncated
+    Raises :class:`InputError` naming ``path`` if the file is missing, a broken link, not readable (permission,
+    not a regular file: :func:`voxmmsd.io.access.check_openable`), a NIfTI-2 file, unreadable, truncated
     (shorter than its header says, or a cut gzip stream), not 3-D, empty, or holds NaN/inf
     (checked on the raw data: ITK's NIfTI reader would turn them into 0).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} not found: {path}. Check the path.")
+    path = check_openable(path, what, folder=True)  # broken link, no permission, a pipe: refused here
     check_file_complete(path, what)
     try:
         if path.is_dir():
@@ -73,6 +73,11 @@ def read_image(path: Path, what: str = "image") -> sitk.Image:
         else:
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
+        if nifti_version(path) == 2:
+            raise InputError(f"{what} {path} is a NIfTI-2 file, which the image reader (SimpleITK/ITK) does not "
+                             f"support. Save it as NIfTI-1 (.nii.gz): in 3D Slicer load it and save it again, or "
+                             f"with nibabel: nib.save(nib.Nifti1Image(img.get_fdata(), img.affine), "
+                             f"'out.nii.gz').") from None
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
         raise InputError(
             f"Cannot read {what} {path}: {first}. Is it a NIfTI, NRRD, MHA or DICOM image, "
