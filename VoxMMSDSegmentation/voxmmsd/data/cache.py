@@ -26,7 +26,7 @@ from voxmmsd.errors import InputError
 from voxmmsd.io.atomic import atomic_path, write_json
 from voxmmsd.io.discovery import CaseFiles, DataSet
 from voxmmsd.io.geometry import Geometry
-from voxmmsd.io.labels import detect_convention, to_internal
+from voxmmsd.io.labels import ambiguous_labels, detect_convention, to_internal
 from voxmmsd.io.orientation import reorientation, to_canonical
 from voxmmsd.jobs.events import EventWriter
 from voxmmsd.preprocessing import PreprocessConfig, prepare, prepare_label
@@ -101,8 +101,11 @@ def _build_one(files: CaseFiles, folder: Path, cfg: PreprocessConfig, label_conv
     }
     if case.label is not None and label_convention is not None:
         conv = label_convention
+        values = [int(v) for v in np.unique(case.label)]
         if conv == "auto":
-            conv = detect_convention([int(v) for v in np.unique(case.label)]) or "brats2023"
+            if {3, 4} <= set(values):
+                raise ambiguous_labels(files.label, values)
+            conv = detect_convention(values) or "brats2023"
         internal = to_internal(turn.apply(case.label), conv, files.label)
         _save_npy(folder / f"{files.case_id}.label.npy", prepare_label(internal, prepared))
         meta["label_convention"] = conv

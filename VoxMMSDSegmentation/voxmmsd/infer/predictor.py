@@ -34,6 +34,7 @@ from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
 from voxmmsd.io.orientation import to_canonical
 from voxmmsd.io.reader import Case
+from voxmmsd.models.limits import check_window_plan
 from voxmmsd.models.package import ModelPackage
 from voxmmsd.preprocessing import crop, prepare, restore, restore_scores
 
@@ -151,6 +152,9 @@ class Predictor:
         self.patch: Optional[Tuple[int, int, int]] = (int(patch[0]), int(patch[1]), int(patch[2])) if patch else None
         if self.patch and any(p % 16 for p in self.patch):
             raise ConfigError(f"patch size {self.patch} must be multiples of 16.")
+        # the package's values were range-checked at load; the same rule for --patch-size / --overlap
+        check_window_plan(self.patch, self.overlap, package.preprocessing.spacing, "segment", ConfigError,
+                          ("--patch-size", "--overlap"))
         if self.config.blend not in ("gaussian", "constant"):
             raise ConfigError(f"Unknown blending {self.config.blend!r}; use gaussian or constant.")
         self.fallback_notes: List[str] = []
@@ -276,7 +280,8 @@ class Predictor:
         if progress:
             progress("done", 1, 1)
         ref = case.channel(case.reference) if case.reference in case.sequences else case.image[0]
-        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure) if unsure else [])
+        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure, self.package.inference.get(
+            "typical_low_confidence")) if unsure else [])
         warnings = list(case.warnings) + warnings + self.fallback_notes + [a["message"] for a in alerts
                                                                             if a not in case.alerts]
         run = dict(self.backend.describe())

@@ -115,12 +115,26 @@ def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
     return image, warnings
 
 
+def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometry]) -> None:
+    """Refuse a label map that is not on the grid of one of the case's images: a label is drawn on an image, so a
+    label on no image's grid (shifted, another resolution, another case) would be resampled into a wrong one."""
+    if any(label.same_as(g) for g in grids.values()):
+        return
+    seq, g = next(iter(grids.items()))
+    shift = float(np.linalg.norm(np.subtract(label.origin, g.origin)))
+    raise InputError(f"label map {files.label} is not on the grid of any of the case's images (e.g. "
+                     f"{SEQUENCE_NAMES[seq]}: {g.describe()}; the label: {label.describe()}; origins {shift:.1f} mm "
+                     f"apart). A label must lie on the image it was drawn on: export it again on that image's grid, "
+                     f"or check that it belongs to case {files.case_id!r}.")
+
+
 def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
               allow_missing: Sequence[str] = ()) -> Case:
     """Read a case's sequences onto the reference sequence's grid.
 
-    Sequences on another grid are resampled in physical space (linear); the label map
-    is resampled with nearest neighbour. Sequences in ``allow_missing`` may be absent.
+    Sequences on another grid are resampled in physical space (linear); the label map, which must lie
+    on the grid of one of the sequences (:func:`check_label_grid`), is resampled with nearest neighbour
+    when that is not the reference's. Sequences in ``allow_missing`` may be absent.
     Every sequence passes the plausibility checks of :mod:`voxmmsd.io.checks` on its own grid
     (refusals raise :class:`InputError`; warnings land in ``Case.warnings``), and no two
     sequences may be the same file or hold identical voxels. Nothing is written anywhere.
@@ -141,13 +155,14 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
     ref_geom = Geometry.of(ref_image)
     channels: List[np.ndarray] = []
     resampled: Dict[str, str] = {}
+    grids: Dict[str, Geometry] = {}
     for seq in present:
         if seq == reference:
             img = ref_image
         else:
             img, seq_warn = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
             warnings.extend(seq_warn)
-        geom = Geometry.of(img)
+        geom = grids[seq] = Geometry.of(img)
         if not geom.same_as(ref_geom):
             check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom,
                           f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})")
@@ -158,6 +173,7 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
     if with_label and files.label is not None:
         limg = read_image(files.label, "label map")
         lgeom = Geometry.of(limg)
+        check_label_grid(files, lgeom, grids)
         if not lgeom.same_as(ref_geom):
             check_overlap(f"label map ({files.label})", lgeom, ref_geom, SEQUENCE_NAMES[reference])
             resampled["label"] = f"{lgeom.describe()} -> {ref_geom.describe()}"

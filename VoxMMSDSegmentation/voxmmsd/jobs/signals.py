@@ -36,7 +36,7 @@ class Terminated(KeyboardInterrupt):
 
 
 def _signals() -> List[int]:
-    out = [signal.SIGTERM]
+    out: List[int] = [signal.SIGTERM]
     if hasattr(signal, "SIGHUP"):
         out.append(signal.SIGHUP)  # the terminal was closed
     return out
