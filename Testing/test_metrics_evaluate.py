@@ -138,3 +138,22 @@ def test_cli_writes_tables_and_reports_bad_input(synthetic_dataset: Path, tmp_pa
     assert (out / "evaluation.json").is_file()
     bad = subprocess.run(cmd[:-1] + ["legacy"], capture_output=True, text=True, encoding="utf-8", timeout=120)
     assert bad.returncode == 1 and "Traceback" not in bad.stderr and "legacy" in bad.stderr
+
+
+def test_far_false_positive_volume_counts_only_tumour_far_from_the_reference():
+    import numpy as np
+    from voxmmsd.metrics.evaluate import evaluate_case
+    from voxmmsd.metrics.false_positive import fp_volume_outside
+
+    ref = np.zeros((40, 40, 60), np.uint8)
+    ref[15:25, 15:25, 5:15] = 2
+    pred = ref.copy()
+    pred[15:25, 15:25, 15:20] = 2  # 5 voxels past the edge: within 10 mm, a boundary error
+    assert fp_volume_outside(pred > 0, ref > 0, (1, 1, 1)) == 0.0
+    pred[10:20, 10:20, 40:50] = 3  # 1,000 voxels 25 mm away: "tumour in the other hemisphere"
+    assert fp_volume_outside(pred > 0, ref > 0, (1, 1, 1)) == 1.0
+    # at 2 mm in x the same voxels are farther; the margin is in millimetres
+    assert fp_volume_outside(pred > 0, ref > 0, (2.0, 1, 1)) > 1.0
+    scores = evaluate_case(pred, ref, (1, 1, 1))
+    assert scores["WT"]["fp_far_ml"] == 1.0 and scores["ET"]["fp_far_ml"] == 1.0
+    assert fp_volume_outside(pred > 0, np.zeros_like(ref, bool), (1, 1, 1)) == float((pred > 0).sum()) / 1000

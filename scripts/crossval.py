@@ -360,6 +360,53 @@ def cmd_table(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_protocol(args: argparse.Namespace) -> int:
+    """The model protocol's three tables and the default-model rule (voxmmsd.experiment.protocol).
+
+    Reads OUT/ARM/EVAL/per_case.csv: ``eval`` (clean 5-fold), ``eval-SHIFT`` per shift and, for the
+    candidate, OUT/loso/eval (leave-one-source-out). A baseline ``NAME=MODEL`` is scored only on the
+    cases MODEL never trained on, and the candidate's numbers are paired on exactly those cases.
+    """
+    from voxmmsd.experiment.crossval import cases_seen_by
+    from voxmmsd.experiment.protocol import by_group, decide, region_summary, shift_table
+    from voxmmsd.metrics.report import read_csv
+
+    sources = json.loads(Path(args.splits).read_text(encoding="utf-8"))["sources"]
+    shifts = [x for x in args.shifts.split(",") if x]
+
+    def rows(arm: str, ev: str) -> List[dict]:
+        path = Path(args.out) / arm / ev / "per_case.csv"
+        return [r for r in read_csv(path) if r.get("status", "ok") == "ok"] if path.exists() else []
+
+    def arm_tables(arm: str, cases: List[str]) -> dict:
+        clean = rows(arm, "eval")
+        shifted = {sh: rows(arm, f"eval-{sh}") for sh in shifts}
+        return {"clean": region_summary(clean, cases), "sources": by_group(clean, sources, cases),
+                "shift": shift_table(clean, {k: v for k, v in shifted.items() if v}, cases), "cases": len(cases)}
+
+    everything = sorted(sources)
+    result = {"candidate": args.candidate, "cases": len(everything),
+              args.candidate: arm_tables(args.candidate, everything)}
+    loso = rows("loso", "eval")
+    if loso:
+        result["loso"] = {"clean": region_summary(loso, everything), "sources": by_group(loso, sources)}
+    baselines = {}
+    for item in args.baseline:
+        name, _, model = item.partition("=")
+        unseen = sorted(set(everything) - set(cases_seen_by(Path(model))))
+        tables = arm_tables(name, unseen)
+        tables["paired"] = arm_tables(args.candidate, unseen)
+        tables["unseen"] = unseen
+        baselines[name] = tables
+        result[name] = tables
+    result["rule"] = decide(result[args.candidate], baselines)
+    out = Path(args.out) / "protocol.json"
+    out.write_text(json.dumps(result, indent=1), encoding="utf-8")
+    log.info("protocol: %s", out)
+    print(json.dumps(result["rule"], indent=1))
+    return 0
+
+
 def main(argv: List[str]) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -425,6 +472,14 @@ def main(argv: List[str]) -> int:
     t.add_argument("--source", help="only the cases of this source (e.g. extra)")
     t.add_argument("items", nargs="+", help="NAME or NAME:EVAL_FOLDER")
     t.set_defaults(func=cmd_table)
+    pr = sub.add_parser("protocol")
+    pr.add_argument("--out", type=Path, required=True)
+    pr.add_argument("--splits", type=Path, required=True)
+    pr.add_argument("--candidate", required=True, help="the candidate arm's NAME (its fold models' predictions)")
+    pr.add_argument("--baseline", action="append", default=[], metavar="NAME=MODEL",
+                    help="a baseline arm and its model package (scored on the cases it never trained on)")
+    pr.add_argument("--shifts", default="thick5mm,bias,zscore,uint8,ras")
+    pr.set_defaults(func=cmd_protocol)
     sub.choices["postprocess"].add_argument("--limits", default="0,0.1,0.25,0.5,1,2",
                                             help="ET volume limits (mL) to choose from (0 = off)")
     sub.choices["postprocess"].add_argument("--write", action="store_true",

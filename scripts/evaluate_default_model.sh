@@ -4,7 +4,12 @@
 #   scripts/evaluate_default_model.sh [DATA] [OUT] [MODE]
 #     DATA  the development data (default ../shared/data: brats2018/ and extra/)
 #     OUT   working folder (default out/default-model-eval)
-#     MODE  warmstart (default): the numbers of the default model 2.1.0 — the 5-fold
+#     MODE  protocol (default): the 3.0.0 protocol (docs/model-protocol.md) — 5-fold CV over the 28
+#             cases with the fold models of scripts/train_default_v3.sh (TRAIN, default out/train-v3),
+#             the pipeline-shift set, leave-one-source-out (where its pieces exist), and 1.0.0 and 2.1.0
+#             (BASELINES) on the cases each never trained on; then the tables and the rule
+#             (OUT/protocol/protocol.json). STEPS picks parts: "shift baselines candidate loso table".
+#           warmstart: the numbers of the former default model 2.1.0 — the 5-fold
 #             cross-validation of its recipe (1.0.0 continued on the other folds,
 #             scripts/recipes/cpu-warm-2.1.0.yaml; trains 5 full-size models, about 75 minutes
 #             on 2 CPU cores) against 1.0.0 as it is, on the 13 cases 1.0.0 never trained on;
@@ -22,7 +27,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data}
 OUT=${2:-out/default-model-eval}
-MODE=${3:-warmstart}
+MODE=${3:-protocol}
 VX=${VOXMMSD:-.venv/bin/voxmmsd}
 PY=${PY:-.venv/bin/python}
 MODEL=${MODEL:-voxmmsd-brats-default@1.0.0}
@@ -42,6 +47,88 @@ check_folds() {  # check_folds CV: the committed folds, and every case linked in
       || { echo "the folds differ from $SPLITS"; exit 1; }
 }
 SPLITS=docs/results/crossval/splits.json
+
+if [ "$MODE" = protocol ]; then
+  CV=$OUT/protocol
+  TRAIN=${TRAIN:-out/train-v3}
+  S3=docs/results/v3/splits.json
+  SHIFTS="thick5mm bias zscore uint8 ras"
+  STEPS=${STEPS:-shift baselines candidate loso table}
+  M=Resources/models/voxmmsd-brats-default
+  BASELINES=${BASELINES:-b100=$M/1.0.0 w210=${W210:-$M}}
+  mkdir -p "$CV"
+  D=$DATA
+  $PY scripts/crossval.py splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
+      --source brats2021="$D/extra/brats21" --source brats2023="$D/extra/brats23" \
+      --source upenn-gbm="$D/extra/upenn-gbm" --together Brats18_2013_20_1,BraTS-GLI-00012-000 \
+      --out "$CV/splits-check.json" --data-out "$CV/data" > /dev/null
+  cmp <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$S3") \
+      <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$CV/splits-check.json") \
+      || { echo "the folds differ from $S3"; exit 1; }
+  X=(--data "$CV/data" --splits "$S3" --out "$CV")
+  shifted() {  # shifted ARM [run/variant options]: segment and score every shift of ARM's held-out cases
+    local arm=$1; shift
+    for sh in $SHIFTS; do
+      $PY scripts/crossval.py variant --variant "$CV/shift/$sh" --pred-name "pred-$sh" --splits "$S3" \
+          --out "$CV" --name "$arm" "$@"
+      local seen=(); [ "${1:-}" = --model ] && seen=(--exclude-seen-by "$2")
+      $PY scripts/crossval.py score --data "$CV/shift/$sh" --splits "$S3" --out "$CV" --name "$arm" \
+          --pred "$CV/$arm/pred-$sh" --eval-name "eval-$sh" "${seen[@]}"
+    done
+  }
+  if [[ " $STEPS " == *" shift "* ]]; then
+    $PY scripts/make_variants.py --cases "$CV/data" --out "$CV/shift" --only thick,bias,zscore,uint8,ras
+  fi
+  if [[ " $STEPS " == *" baselines "* ]]; then
+    for b in $BASELINES; do
+      arm=${b%%=*}; model=${b#*=}
+      $PY scripts/crossval.py run "${X[@]}" --name "$arm" --model "$model" --exclude-seen-by "$model"
+      $PY scripts/crossval.py score "${X[@]}" --name "$arm" --exclude-seen-by "$model"
+      shifted "$arm" --model "$model" --exclude-seen-by "$model"
+    done
+  fi
+  if [[ " $STEPS " == *" candidate "* ]]; then
+    mkdir -p "$CV/v3"
+    for k in 0 1 2 3 4; do
+      [ -f "$TRAIN/fold$k/model/model.json" ] || { echo "fold $k not trained yet ($TRAIN/fold$k)"; exit 1; }
+      ln -sfn "$(realpath "$TRAIN/fold$k")" "$CV/v3/fold$k"
+    done
+    $PY scripts/crossval.py run "${X[@]}" --name v3
+    $PY scripts/crossval.py score "${X[@]}" --name v3
+    shifted v3
+  fi
+  if [[ " $STEPS " == *" loso "* ]]; then
+    $PY - "$S3" "$CV/loso-splits.json" <<'PYEOF'
+import json, sys
+s = json.load(open(sys.argv[1]))["sources"]
+names = sorted(set(s.values()))
+json.dump({"k": len(names), "names": names, "sources": s,
+           "folds": [sorted(c for c, v in s.items() if v == n) for n in names]}, open(sys.argv[2], "w"), indent=1)
+PYEOF
+    mkdir -p "$CV/loso"
+    i=0; ready=()
+    for src in $($PY -c "import json,sys; print(' '.join(json.load(open(sys.argv[1]))['names']))" "$CV/loso-splits.json"); do
+      if [ -f "$TRAIN/loso-$src/model/model.json" ]; then
+        ln -sfn "$(realpath "$TRAIN/loso-$src")" "$CV/loso/fold$i"; ready+=("$i")
+      else
+        echo "leave-one-source-out: $src not trained yet ($TRAIN/loso-$src); skipped"
+      fi
+      i=$((i + 1))
+    done
+    if [ ${#ready[@]} -gt 0 ]; then
+      $PY scripts/crossval.py run --data "$CV/data" --splits "$CV/loso-splits.json" --out "$CV" --name loso \
+          --folds "$(IFS=,; echo "${ready[*]}")"
+      missing=$($PY -c "import json,sys; f=json.load(open(sys.argv[1]))['folds']; r={int(v) for v in sys.argv[2].split(',')}; print(','.join(c for i, x in enumerate(f) if i not in r for c in x))" "$CV/loso-splits.json" "$(IFS=,; echo "${ready[*]}")")
+      $PY scripts/crossval.py score --data "$CV/data" --splits "$CV/loso-splits.json" --out "$CV" --name loso \
+          ${missing:+--exclude "$missing"}
+    fi
+  fi
+  if [[ " $STEPS " == *" table "* ]]; then
+    args=(); for b in $BASELINES; do args+=(--baseline "$b"); done
+    $PY scripts/crossval.py protocol --out "$CV" --splits "$S3" --candidate v3 "${args[@]}"
+  fi
+  exit 0
+fi
 
 if [ "$MODE" = warmstart ]; then
   CV=$OUT/cv

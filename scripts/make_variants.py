@@ -1,7 +1,9 @@
 #!/usr/bin/env python
-"""Test variants of labelled cases: one sequence left out, or a simulated thick-slice clinical exam.
+"""Test variants of labelled cases: one sequence left out, a simulated thick-slice clinical exam, or
+the pipeline shifts of the model protocol (voxmmsd.experiment.shifts).
 
   scripts/make_variants.py --cases DIR [DIR ...] --out /work/runs/variants [--thickness 5]
+  scripts/make_variants.py --cases DIR --out /work/runs/shift --only thick,bias,zscore,uint8,ras
 
 writes, per case folder given (or per case inside a data-set folder):
   OUT/no_t1n/<case>/ ... OUT/no_t2f/<case>/   links to every file but that sequence's
@@ -10,6 +12,10 @@ writes, per case folder given (or per case inside a data-set folder):
                                                and resampled back to its 1 mm grid (linear),
                                                like a clinical exam resampled to 1 mm; the
                                                reference label is linked unchanged.
+  OUT/bias/<case>/     each sequence times its own smooth bias field (seeded by the case id)
+  OUT/zscore/<case>/   float32, z-scored over the whole volume (background a negative constant)
+  OUT/uint8/<case>/    rescaled to 0-255, 8 bits
+  OUT/ras/<case>/      every file (label included) stored in RAS voxel order, same physical space
 """
 
 from __future__ import annotations
@@ -37,6 +43,30 @@ def thick_exam(path: Path, dest: Path, thickness: float) -> None:
     if np.issubdtype(sitk.GetArrayViewFromImage(img).dtype, np.integer):
         out = np.round(out)
     o = sitk.GetImageFromArray(out.astype(sitk.GetArrayViewFromImage(img).dtype))
+    o.CopyInformation(img)
+    sitk.WriteImage(o, str(dest), True)
+
+
+def shifted_exam(path: Path, dest: Path, kind: str, seed: int) -> None:
+    """``path`` with the pipeline shift ``kind`` (bias, zscore, uint8, ras) written to ``dest``."""
+    import numpy as np
+    import SimpleITK as sitk
+    from voxmmsd.experiment.shifts import bias_shift, to_uint8, zscore_whole
+
+    img = sitk.ReadImage(str(path))
+    if kind == "ras":
+        sitk.WriteImage(sitk.DICOMOrient(img, "RAS"), str(dest), True)
+        return
+    arr = sitk.GetArrayFromImage(img)
+    if kind == "bias":
+        out = bias_shift(arr, np.random.default_rng(seed))
+    elif kind == "zscore":
+        out = zscore_whole(arr)
+    elif kind == "uint8":
+        out = to_uint8(arr)
+    else:
+        raise ValueError(f"unknown shift {kind!r}")
+    o = sitk.GetImageFromArray(out)
     o.CopyInformation(img)
     sitk.WriteImage(o, str(dest), True)
 
@@ -75,6 +105,22 @@ def main(argv: List[str]) -> int:
                     thick_exam(Path(f), dest / Path(f).name, args.thickness)
             if not (dest / Path(case.label).name).exists():
                 (dest / Path(case.label).name).symlink_to(Path(case.label).resolve())
+        for kind in ("bias", "zscore", "uint8", "ras"):
+            if kind not in want:
+                continue
+            import zlib
+
+            dest = args.out / kind / case.case_id
+            dest.mkdir(parents=True, exist_ok=True)
+            for i, f in enumerate(case.sequences.values()):
+                if not (dest / Path(f).name).exists():
+                    shifted_exam(Path(f), dest / Path(f).name, kind, zlib.crc32(case.case_id.encode()) + i)
+            lab = dest / Path(case.label).name
+            if not lab.exists():
+                if kind == "ras":
+                    shifted_exam(Path(case.label), lab, "ras", 0)
+                else:
+                    lab.symlink_to(Path(case.label).resolve())
         log.info("%s done", case.case_id)
     return 0
 

@@ -77,7 +77,7 @@ def label_efficiency(data_dir: Path, out_dir: Path, base: FinetuneConfig, exp: L
     from voxmmsd.io.discovery import find_dataset
     from voxmmsd.jobs.device import select_device
     from voxmmsd.models.package import load_package
-    from voxmmsd.nets.unet import VoxUNet
+    from voxmmsd.nets.ensemble import build_network
 
     if "pretrained" in exp.arms and init is None:
         raise ConfigError("The pretrained arm needs weights: give --init (a pre-training run or weights file), "
@@ -107,7 +107,7 @@ def label_efficiency(data_dir: Path, out_dir: Path, base: FinetuneConfig, exp: L
             log.warning("stopped during %s; run the same command again to continue", spec.name)
             break
         pkg = load_package(run_dir / "model")
-        model = VoxUNet(pkg.unet_config())
+        model = build_network(pkg.unet_config())
         model.load_state_dict(pkg.load_state_dict())
         model.to(dev)
         from voxmmsd.experiment.score import score_cases

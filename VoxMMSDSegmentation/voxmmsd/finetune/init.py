@@ -86,6 +86,11 @@ def initialise(model: nn.Module, path: Path, keep_head: bool = False) -> InitRes
     source = resolve_init(path)
     state, meta = load_weights(source)
     state = {strip_prefixes(k): v for k, v in state.items()}
+    if any(k.startswith("members.") for k in state):  # a fold ensemble: start from its first member
+        from voxmmsd.nets.ensemble import member_state
+
+        log.info("--init %s is a fold ensemble: starting from its first member", source)
+        state = member_state(state, 0)
     head = {k: v for k, v in state.items() if k.startswith(HEAD_PREFIX)}
     if not keep_head:
         state = {k: v for k, v in state.items() if k not in head}

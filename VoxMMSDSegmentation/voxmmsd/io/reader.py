@@ -109,9 +109,16 @@ def check_image(image: sitk.Image, path: Path, what: str = "image") -> sitk.Imag
 
 def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
     """:func:`read_image` plus the MRI plausibility checks of :func:`voxmmsd.io.checks.check_mri`
-    (refusals raise; the warnings are returned)."""
+    (refusals raise; the warnings are returned). An image whose wide background sits at a value other
+    than 0 (z-scored or offset intensities, as some pipelines store them) is shifted so that the
+    background is 0, with a warning: every model takes the non-zero voxels for the brain."""
     image = read_image(path, what)
-    warnings = check_mri(sitk.GetArrayViewFromImage(image), image.GetSpacing(), Path(path), what)
+    warnings: List[str] = []
+    image, shifted = shift_background(image)
+    if shifted:
+        warnings.append(f"{what} {path}: its background was {shifted:g}, not 0 (z-scored or offset intensities); "
+                        f"the image was shifted by {-shifted:g} so that the background is 0.")
+    warnings += check_mri(sitk.GetArrayViewFromImage(image), image.GetSpacing(), Path(path), what)
     return image, warnings
 
 
@@ -126,6 +133,20 @@ def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometr
                      f"{SEQUENCE_NAMES[seq]}: {g.describe()}; the label: {label.describe()}; origins {shift:.1f} mm "
                      f"apart). A label must lie on the image it was drawn on: export it again on that image's grid, "
                      f"or check that it belongs to case {files.case_id!r}.")
+
+
+def shift_background(image: sitk.Image) -> Tuple[sitk.Image, float]:
+    """``image`` moved so that a wide background at a value other than 0 becomes 0 (float32), and the
+    value it was at (0.0 when nothing was done)."""
+    from voxmmsd.io.checks import NONZERO_BACKGROUND_FRACTION, background_value
+
+    value, frac = background_value(sitk.GetArrayViewFromImage(image))
+    if value == 0 or frac < NONZERO_BACKGROUND_FRACTION:
+        return image, 0.0
+    arr = sitk.GetArrayFromImage(image).astype(np.float32) - np.float32(value)
+    out = sitk.GetImageFromArray(arr)
+    out.CopyInformation(image)
+    return out, float(value)
 
 
 def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,

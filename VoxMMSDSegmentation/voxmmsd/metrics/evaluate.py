@@ -17,6 +17,7 @@ import numpy as np
 
 from voxmmsd.errors import ConfigError, InputError, LabelError
 from voxmmsd.io.labels import CONVENTIONS, REGIONS, SUBREGIONS, detect_convention, to_internal
+from voxmmsd.metrics.false_positive import fp_volume_outside
 from voxmmsd.metrics.lesionwise import LesionWiseConfig, lesion_wise
 from voxmmsd.metrics.overlap import confusion, dice, sensitivity, specificity, volume_error
 from voxmmsd.metrics.pairing import Pair, Pairing, pair_folders
@@ -35,6 +36,7 @@ METRICS: Tuple[str, ...] = (
     "dice", "hd95_mm", "sensitivity", "specificity",
     "volume_pred_ml", "volume_ref_ml", "volume_error_ml", "volume_error_rel",
     "lesion_dice", "lesion_hd95_mm", "lesions_tp", "lesions_fn", "lesions_fp", "lesions_small",
+    "fp_far_ml",
 )
 
 
@@ -103,6 +105,7 @@ def evaluate_case(pred: np.ndarray, ref: np.ndarray, spacing_xyz: Sequence[float
             "hd95_mm": hausdorff(p, r, spacing_xyz, config.percentile, config.max_distance, config.hd_method),
             "sensitivity": sensitivity(c), "specificity": specificity(c),
             "volume_pred_ml": pred_ml, "volume_ref_ml": ref_ml, "volume_error_ml": err_ml, "volume_error_rel": rel,
+            "fp_far_ml": fp_volume_outside(p, r, spacing_xyz) if name in REGIONS else float("nan"),
         }
         nan = float("nan")
         row.update({"lesion_dice": nan, "lesion_hd95_mm": nan, "lesions_tp": nan, "lesions_fn": nan,

@@ -70,7 +70,18 @@ def check_weights_identity(weights: Path, meta: Mapping[str, Any], where: Path) 
 
 
 def expected_unet_shapes(network: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
-    """Shapes of the convolution weights a U-Net with these settings (``model.json`` ``network``) has."""
+    """Shapes of the convolution weights a U-Net with these settings (``model.json`` ``network``) has.
+
+    A fold ensemble (``members`` > 1) has each member's tensors under ``members.<i>.``.
+    """
+    members = int(network.get("members", 1))
+    one = _single_unet_shapes(network)
+    if members <= 1:
+        return one
+    return {f"members.{i}.{k}": v for i in range(members) for k, v in one.items()}
+
+
+def _single_unet_shapes(network: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:
     ch = [int(c) for c in network.get("channels", (32, 64, 128, 256, 512))]
     cin = int(network.get("in_channels", 4))
     k = int(network.get("num_classes", 4))
@@ -101,9 +112,9 @@ def check_weights_match(weights: Path, network: Mapping[str, Any], where: Path) 
                              f"inconsistent; export it again.")
         if got != shape:
             what = ""
-            if name == "encoder.in_conv.conv_conv.0.weight" and got[1] != shape[1]:
+            if name.endswith("encoder.in_conv.conv_conv.0.weight") and got[1] != shape[1]:
                 what = f" (the weights take {got[1]} input channels, model.json says {shape[1]})"
-            elif name == "decoder.out_conv.weight" and got[0] != shape[0]:
+            elif name.endswith("decoder.out_conv.weight") and got[0] != shape[0]:
                 what = f" (the weights give {got[0]} classes, model.json says {shape[0]})"
             raise ModelError(f"{weights} does not match {where}: {name} has shape {list(got)}, model.json's network "
                              f"implies {list(shape)}{what}. The package is inconsistent; export it again.")

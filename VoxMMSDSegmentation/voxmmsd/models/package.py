@@ -262,7 +262,7 @@ def save_package(folder: Path, state_dict: Mapping[str, "torch.Tensor"], network
     """
     from voxmmsd.models.export import compact_onnx_fp16, verify_onnx
     from voxmmsd.models.export import export_onnx as _export
-    from voxmmsd.nets.unet import VoxUNet
+    from voxmmsd.nets.ensemble import build_network
     from voxmmsd.nets.weights import load_into, save_weights
 
     folder = Path(folder)
@@ -271,7 +271,7 @@ def save_package(folder: Path, state_dict: Mapping[str, "torch.Tensor"], network
     ensure_writable_dir(folder.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".tmp", dir=str(folder.parent)))
     try:
-        model = VoxUNet(network)
+        model = build_network(network)
         if half_precision:  # round first, so that both files hold the same numbers
             state_dict = {k: (v.half() if v.is_floating_point() else v) for k, v in state_dict.items()}
         load_into(model, state_dict, strict=True)

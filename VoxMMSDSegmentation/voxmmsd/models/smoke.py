@@ -91,10 +91,10 @@ def forward_check(package: Any) -> List[str]:
     if _torch_available():
         import torch
 
-        from voxmmsd.nets.unet import VoxUNet
+        from voxmmsd.nets.ensemble import build_network
         from voxmmsd.nets.weights import load_into
 
-        model = VoxUNet(package.unet_config())
+        model = build_network(package.unet_config())  # one U-Net, or a fold ensemble of them
         load_into(model, package.load_state_dict(), strict=True)
         with torch.no_grad():
             scores = model.eval()(torch.from_numpy(x)).numpy()

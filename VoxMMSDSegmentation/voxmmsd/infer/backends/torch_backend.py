@@ -13,13 +13,14 @@ from torch import nn
 from voxmmsd.errors import ConfigError
 from voxmmsd.infer.backends.base import DeviceOutOfMemoryError, gpu_for_rank
 from voxmmsd.models.package import ModelPackage
-from voxmmsd.nets.unet import ConvBlock, VoxUNet
+from voxmmsd.nets.ensemble import build_network
+from voxmmsd.nets.unet import ConvBlock
 from voxmmsd.nets.weights import load_into
 
 log = logging.getLogger(__name__)
 
 
-def fuse_for_inference(model: VoxUNet) -> VoxUNet:
+def fuse_for_inference(model: nn.Module) -> nn.Module:
     """Fold each BatchNorm into its convolution and make activations in-place (eval only; same outputs)."""
     from torch.nn.utils.fusion import fuse_conv_bn_eval
 
@@ -77,7 +78,7 @@ class TorchBackend:
         self.dtype = inference_dtype(self.torch_device, precision)
         # channels-last-3d pays off with oneDNN on the CPU; cuDNN picks its own layout
         self.channels_last = channels_last and self.torch_device.type == "cpu"
-        model = VoxUNet(package.unet_config())
+        model = build_network(package.unet_config())
         load_into(model, package.load_state_dict(), strict=True)
         model = fuse_for_inference(model).to(self.torch_device)
         if self.channels_last:
