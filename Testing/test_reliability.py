@@ -769,6 +769,33 @@ def oblique_header_identical_voxels(env: Env) -> None:
     env.same(_read(env.tmp / "out" / "segmentation.nii.gz"), _read(env.tmp / "out-oblique" / "segmentation.nii.gz"))
 
 
+@fault("orientation", "same")
+def one_sequence_stored_ras(env: Env) -> None:
+    from voxmmsd.io.discovery import find_case
+    from voxmmsd.io.reader import load_case
+
+    before = load_case(find_case(env.case), with_label=False)
+    t2w = env.seq("t2w")
+    sitk.WriteImage(sitk.DICOMOrient(sitk.ReadImage(str(t2w)), "RAS"), str(t2w), True)  # the same voxels, RAS
+    after = load_case(find_case(env.case), with_label=False)
+    assert after.resampled == {}  # turned onto the reference grid, not interpolated
+    env.same(before.image, after.image)
+
+
+@fault("training", "same")
+def training_label_stored_ras(env: Env) -> None:
+    from voxmmsd.io.discovery import find_case
+    from voxmmsd.io.reader import load_case
+
+    case = _labelled(env, n=1) / "case000"
+    before = load_case(find_case(case))
+    p = case / "case000-seg.nii.gz"
+    sitk.WriteImage(sitk.DICOMOrient(sitk.ReadImage(str(p)), "RAS"), str(p), True)  # drawn on the image, saved RAS
+    after = load_case(find_case(case))
+    assert after.resampled == {} and before.label is not None and after.label is not None
+    env.same(before.label, after.label)
+
+
 # -- 5. input files: the one file-open check ---------------------------------------------------------
 
 @fault("input", "refused")

@@ -116,3 +116,14 @@ def to_canonical(array: np.ndarray, geometry: Geometry) -> Tuple[np.ndarray, Reo
     """``array`` (..., z, y, x) on ``geometry`` reoriented onto the canonical axes, and how to undo it."""
     r = reorientation(geometry)
     return r.apply(array), r
+
+
+def same_voxels(a: Geometry, b: Geometry, tol: float = 1e-4) -> bool:
+    """Whether grids ``a`` and ``b`` hold the same voxels at the same places, stored in any axis order or
+    direction (e.g. one image written RAS, the other LPS): then one array is the other's axes turned."""
+    return reorientation(a).canonical.same_as(reorientation(b).canonical, tol)
+
+
+def turn_onto(array: np.ndarray, stored: Geometry, target: Geometry) -> np.ndarray:
+    """``array`` on ``stored`` put onto ``target`` by turning its axes (no resampling): ``same_voxels`` must hold."""
+    return reorientation(target).undo(reorientation(stored).apply(array))

@@ -15,6 +15,7 @@ from voxmmsd.io.access import check_openable
 from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri, nifti_version
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
+from voxmmsd.io.orientation import same_voxels, turn_onto
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +126,7 @@ def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
 def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometry]) -> None:
     """Refuse a label map that is not on the grid of one of the case's images: a label is drawn on an image, so a
     label on no image's grid (shifted, another resolution, another case) would be resampled into a wrong one."""
-    if any(label.same_as(g) for g in grids.values()):
+    if any(same_voxels(label, g) for g in grids.values()):  # (stored in any axis order)
         return
     seq, g = next(iter(grids.items()))
     shift = float(np.linalg.norm(np.subtract(label.origin, g.origin)))
@@ -155,7 +156,8 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
 
     Sequences on another grid are resampled in physical space (linear); the label map, which must lie
     on the grid of one of the sequences (:func:`check_label_grid`), is resampled with nearest neighbour
-    when that is not the reference's. Sequences in ``allow_missing`` may be absent.
+    when that is not the reference's. A sequence or label holding the reference grid's voxels in another
+    axis order or direction (stored RAS against LPS) is turned onto it voxel for voxel, never resampled. Sequences in ``allow_missing`` may be absent.
     Every sequence passes the plausibility checks of :mod:`voxmmsd.io.checks` on its own grid
     (refusals raise :class:`InputError`; warnings land in ``Case.warnings``), and no two
     sequences may be the same file or hold identical voxels. Nothing is written anywhere.
@@ -184,22 +186,30 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
             img, seq_warn = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
             warnings.extend(seq_warn)
         geom = grids[seq] = Geometry.of(img)
-        if not geom.same_as(ref_geom):
+        arr = sitk.GetArrayFromImage(img)
+        if geom.same_as(ref_geom):
+            pass
+        elif same_voxels(geom, ref_geom):  # the reference's voxels stored in another axis order: turned, not resampled
+            arr = turn_onto(arr, geom, ref_geom)
+        else:
             check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom,
                           f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})")
             resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
-            img = resample_to(img, ref_geom)
-        channels.append(sitk.GetArrayFromImage(img).astype(np.float32, copy=False))
+            arr = sitk.GetArrayFromImage(resample_to(img, ref_geom))
+        channels.append(arr.astype(np.float32, copy=False))
     label = None
     if with_label and files.label is not None:
         limg = read_image(files.label, "label map")
         lgeom = Geometry.of(limg)
         check_label_grid(files, lgeom, grids)
-        if not lgeom.same_as(ref_geom):
+        if lgeom.same_as(ref_geom):
+            larr = sitk.GetArrayFromImage(limg)
+        elif same_voxels(lgeom, ref_geom):  # the reference's grid stored in another axis order
+            larr = turn_onto(sitk.GetArrayFromImage(limg), lgeom, ref_geom)
+        else:
             check_overlap(f"label map ({files.label})", lgeom, ref_geom, SEQUENCE_NAMES[reference])
             resampled["label"] = f"{lgeom.describe()} -> {ref_geom.describe()}"
-            limg = resample_to(limg, ref_geom, label=True)
-        larr = sitk.GetArrayFromImage(limg)
+            larr = sitk.GetArrayFromImage(resample_to(limg, ref_geom, label=True))
         if larr.dtype.kind == "f" and not np.allclose(larr, np.round(larr)):
             raise InputError(f"label map {files.label} holds non-integer values; it must be a label map.")
         if larr.min() < 0 or larr.max() > 255:
