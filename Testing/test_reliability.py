@@ -332,7 +332,7 @@ def head_not_skull_stripped_detected(env: Env) -> None:
 @fault("input", "refused")
 def empty_case_folder(env: Env) -> None:
     (env.tmp / "empty").mkdir()
-    rc = main(["segment", str(env.tmp / "empty"), "--out", str(env.tmp / "out"), "--model", str(env.tolerant),
+    rc = main(["segment", str(env.tmp / "empty"), "--out", str(env.tmp / "out"), "--model", str(_tolerant(env)),
                "--backend", "onnx", "--progress", "none"])  # a model that tolerates missing sequences
     env.refused(rc, "empty", "has no")
 
@@ -828,7 +828,7 @@ def dangling_symlink_for_flair(env: Env) -> None:
     p = env.seq("t2f")
     p.unlink()
     p.symlink_to(env.tmp / "gone" / "flair.nii.gz")
-    rc = main(["segment", str(env.case), "--out", str(env.tmp / "out"), "--model", str(env.tolerant),  # type: ignore
+    rc = main(["segment", str(env.case), "--out", str(env.tmp / "out"), "--model", str(_tolerant(env)),
                "--backend", "onnx", "--progress", "none"])  # a model that would segment without FLAIR
     env.refused(rc, "c-t2f.nii.gz", "broken link")
     assert not (env.tmp / "out").exists()
@@ -1286,7 +1286,7 @@ def raw_exam_twice_same_labels(env: Env) -> None:
 
     exam = write_raw_exam(env.tmp / "raw")
     for k in (1, 2):  # the same command twice
-        assert main(["segment", str(exam), "--out", str(env.tmp / f"run{k}"), "--model", str(env.tolerant),
+        assert main(["segment", str(exam), "--out", str(env.tmp / f"run{k}"), "--model", str(_tolerant(env)),
                      "--progress", "none", "--no-qc"]) == 0
     reports = [json.loads((env.tmp / f"run{k}" / "report.json").read_text()) for k in (1, 2)]
     assert reports[0]["inputs"]["preparation"]["registration"] == reports[1]["inputs"]["preparation"]["registration"]
@@ -1325,8 +1325,12 @@ def batch_run(pkg: Path, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, 
     return {"rc": rc, "rows": rows, "out": out}
 
 
+def _tolerant(env: Env) -> Path:
+    return env.fixture("tolerant")  # type: ignore[attr-defined, no-any-return]
+
+
 def _batch(env: Env) -> Dict[str, object]:
-    return env.batch  # type: ignore[attr-defined]
+    return env.fixture("batch_run")  # type: ignore[attr-defined, no-any-return]  # built once, by the first that asks
 
 
 @fault("batch", "listed")
@@ -1379,11 +1383,10 @@ def _params() -> List[object]:
 
 
 @pytest.mark.parametrize("item", _params())
-def test_fault(item: Fault, pkg: Path, batch_run: Dict[str, object], tolerant: Path, tmp_path: Path,
-               caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fault(item: Fault, pkg: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+               monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> None:
     env = Env(tmp_path, pkg, caplog, monkeypatch)
-    env.batch = batch_run  # type: ignore[attr-defined]
-    env.tolerant = tolerant  # type: ignore[attr-defined]
+    env.fixture = request.getfixturevalue  # type: ignore[attr-defined]  # the batch and the tolerant package, when used
     try:
         item.run(env)
     except VoxMMSDError as exc:  # a fault must be handled by the command, not escape from it

@@ -157,7 +157,8 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
     Sequences on another grid are resampled in physical space (linear); the label map, which must lie
     on the grid of one of the sequences (:func:`check_label_grid`), is resampled with nearest neighbour
     when that is not the reference's. A sequence or label holding the reference grid's voxels in another
-    axis order or direction (stored RAS against LPS) is turned onto it voxel for voxel, never resampled. Sequences in ``allow_missing`` may be absent.
+    axis order or direction (stored RAS against LPS) is turned onto it voxel for voxel, never resampled.
+    Sequences in ``allow_missing`` may be absent.
     Every sequence passes the plausibility checks of :mod:`voxmmsd.io.checks` on its own grid
     (refusals raise :class:`InputError`; warnings land in ``Case.warnings``), and no two
     sequences may be the same file or hold identical voxels. Nothing is written anywhere.
