@@ -411,6 +411,8 @@ def unfinished_result_replaced(env: Env) -> None:
 
     def killed_after_one(src, dst):  # SIGTERM (real, to this process) while the new files are moved in
         real_replace(src, dst)
+        if ".staging-" not in str(src):  # (os.replace is every atomic write's, e.g. the writing marker's)
+            return
         moved.append(str(dst))
         if len(moved) == 1:
             os.kill(os.getpid(), signal.SIGTERM)
