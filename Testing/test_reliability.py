@@ -1227,6 +1227,30 @@ def sigterm_during_a_batch(env: Env) -> None:
     _no_leftovers(env, out)
 
 
+@fault("signals", "listed")
+def sigterm_after_a_case_was_written(env: Env) -> None:
+    import csv
+
+    from voxmmsd.io.results import WRITING
+
+    data = synthetic.write_dataset(env.tmp / "cohort", n=2, geometry=GEOM, with_label=False)
+    real_remove = os.remove
+
+    def terminated(path, *a, **k):  # a real SIGTERM once case000's files are all in place, before its lock is freed
+        real_remove(path, *a, **k)
+        if Path(path).name == WRITING:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    env.monkeypatch.setattr(os, "remove", terminated)
+    assert env.segment("--batch", str(data), "--no-qc") == 128 + signal.SIGTERM
+    env.monkeypatch.setattr(os, "remove", real_remove)
+    with open(env.tmp / "out" / "summary.csv", newline="") as f:
+        rows = {r["case_id"]: r for r in csv.DictReader(f)}
+    assert rows["case000"]["status"] == "done" and (env.tmp / "out" / "case000" / "report.json").is_file()
+    env.listed(rows["case001"], "not started", status="interrupted")
+    _no_leftovers(env, env.tmp / "out")
+
+
 # -- 9. security ----------------------------------------------------------------------------------------
 
 @fault("security", "ignored")

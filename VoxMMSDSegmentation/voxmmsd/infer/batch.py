@@ -193,6 +193,7 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
     name = "summary.csv" if shard[1] == 1 else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
     k = 0
+    case_started = time.time()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
         try:
             nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
@@ -200,6 +201,7 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                 fut = nxt
                 nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
                 t0 = time.perf_counter()
+                case_started = time.time()
                 case_out = out_dir / files.case_id
                 try:
                     check_output_apart(case_out, files)
@@ -233,7 +235,7 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (voxmmsd.jobs.signals): say what was done, then stop
             reader.shutdown(wait=False, cancel_futures=True)
             bar.close()
-            _interrupted(slots, mine, where[k] if todo else None, str(exc) or "Ctrl-C")
+            _interrupted(slots, mine, where[k] if todo else None, str(exc) or "Ctrl-C", out_dir, case_started)
             write_summary(out_dir / name, slots)
             log.warning("batch interrupted: %s lists the %d case(s) done before the stop", out_dir / name,
                         sum(r is not None and r.status in ("done", "skipped") for r in slots))
@@ -245,13 +247,26 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
 
 
 def _interrupted(slots: List[Optional[CaseResult]], entries: Sequence[Any], current: Optional[int],
-                 why: str) -> None:
-    """Fill the rows of the cases an interrupted batch did not finish (status ``interrupted``)."""
+                 why: str, out_dir: Path, started: float) -> None:
+    """Fill the rows of the cases an interrupted batch did not finish (status ``interrupted``). The case being
+    segmented when the signal came is ``done`` when its result was already complete (its ``report.json``, the
+    last file moved in, written since the case ``started``: the stop came while the lock was being released)."""
     for i, slot in enumerate(slots):
         if slot is not None:
+            continue
+        if i == current and _written_since(out_dir / entries[i].case_id / REPORT, started):
+            done = _from_report(out_dir, entries[i].case_id)
+            slots[i] = CaseResult(done.case_id, "done", time.time() - started, done.volumes_ml, done.warnings)
             continue
         if i == current:
             error = f"interrupted ({why}) while being segmented; nothing of it was kept"
         else:
             error = f"not started: the batch was interrupted ({why}); run the same command again to segment it"
         slots[i] = CaseResult(entries[i].case_id, "interrupted", error=error)
+
+
+def _written_since(path: Path, started: float) -> bool:
+    try:
+        return path.stat().st_mtime >= started - 0.05  # (file times use a coarse clock, a few ms behind)
+    except OSError:
+        return False
