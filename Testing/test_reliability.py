@@ -411,8 +411,8 @@ def unfinished_result_replaced(env: Env) -> None:
 
     def killed_after_one(src, dst):  # SIGTERM (real, to this process) while the new files are moved in
         real_replace(src, dst)
-        if ".staging-" not in str(src):  # (os.replace is every atomic write's, e.g. the writing marker's)
-            return
+        if not Path(src).parent.name.startswith(".staging-") or Path(dst).parent.name.startswith(".staging-"):
+            return  # (os.replace is also every atomic write's: the writing marker, each file inside the staging)
         moved.append(str(dst))
         if len(moved) == 1:
             os.kill(os.getpid(), signal.SIGTERM)

@@ -41,8 +41,8 @@ def tool_written(folder: Path) -> Set[str]:
         if isinstance(outputs, dict):
             names |= _names(outputs.values())
         files = data.get("files")
-        if isinstance(files, list):
-            names |= _names(files)
+        if isinstance(files, list):  # the writing marker: report.json counts only once it is there (below)
+            names |= _names(files) - {REPORT}
         if marker == REPORT and ("outputs" in data or "model" in data):
             names.add(REPORT)
     return names
