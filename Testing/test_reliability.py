@@ -1048,7 +1048,10 @@ def region_model_sample_case_no_false_alarm(env: Env) -> None:
     assert report["uncertainty"]["low_confidence_fraction"] > 0.9  # the model is as unsure as it always is
     kinds = [w["kind"] for w in report["warnings"]]
     assert "uncertainty" not in kinds
-    env.warned(json.dumps(report["warnings"]), "outside the usual")  # the warnings that are due remain
+    from voxmmsd.infer import uncertainty
+
+    # the same numbers from a model without that record (a confident one) do warn: the rule, not a lost warning
+    env.warned(json.dumps(uncertainty.warnings_for(report["uncertainty"], None)), "Low confidence")
 
 
 # -- 7. training input ----------------------------------------------------------------------------------
