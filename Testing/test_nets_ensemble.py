@@ -99,4 +99,70 @@ def test_package_ensemble_script_refuses_mismatched_members(tmp_path: Path, memb
     assert ok.returncode == 0, ok.stderr
     pkg = load_package(tmp_path / "e")
     assert pkg.meta["training"]["training_cases"] == ["x", "y"] and pkg.onnx_path is not None
+    from voxmmsd.cli.main import main
+
+    assert main(["models", "verify", str(tmp_path / "e")]) == 0  # the script's package passes every check of verify
     assert np.isfinite(pkg.meta["network"]["members"])
+
+
+def test_ensemble_passes_the_package_checks(ensemble_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """The checks of issue 22 (value ranges at load, the weights' own id/version, the ONNX graph, the forward pass of
+    ``models verify``) take a fold ensemble's ``members.<i>.`` weights and its one-output graph as they are."""
+    from voxmmsd.cli.main import main
+    from voxmmsd.models.integrity import weights_identity
+    from voxmmsd.models.limits import check_package_values
+    from voxmmsd.models.smoke import forward_check
+
+    pkg = load_package(ensemble_dir)
+    check_package_values(pkg.meta, ensemble_dir / "model.json")
+    assert weights_identity(pkg.weights_path)["version"] == "1"
+    assert forward_check(pkg) == ["onnx", "torch"]  # both members run, through ONNX Runtime and PyTorch
+    assert main(["models", "verify", str(ensemble_dir)]) == 0, caplog.text
+
+
+def _rehash(folder: Path) -> None:
+    import hashlib
+    import json
+
+    meta = json.loads((folder / "model.json").read_text())
+    for name in meta["files"]:
+        meta["files"][name] = hashlib.sha256((folder / name).read_bytes()).hexdigest()
+    (folder / "model.json").write_text(json.dumps(meta))
+
+
+def test_ensemble_faults_are_refused(ensemble_dir: Path, members, tmp_path: Path,
+                                     caplog: pytest.LogCaptureFixture) -> None:
+    """An ensemble gets the same refusals as one network: another version's weights (checksums recomputed), a member
+    with a NaN weight (only the forward pass through every member finds it), an absurd value in model.json."""
+    import json
+    import shutil
+
+    from voxmmsd.cli.main import main
+
+    cfg = dataclasses.replace(members[0][1], members=2)
+    other = save_package(tmp_path / "v2" / "ens", ensemble_state([s for s, _ in members]), cfg, PreprocessConfig(),
+                         model_id="ens", version="2", export_onnx=False)
+    mixed = tmp_path / "mixed"
+    shutil.copytree(ensemble_dir, mixed)
+    shutil.copyfile(other / "weights.safetensors", mixed / "weights.safetensors")
+    _rehash(mixed)
+    assert main(["models", "verify", str(mixed)]) == 1
+    assert "the weights say they are ens 2" in caplog.text
+
+    states = [dict(s) for s, _ in members]
+    states[1]["decoder.out_conv.bias"] = states[1]["decoder.out_conv.bias"].clone()
+    states[1]["decoder.out_conv.bias"][2] = float("nan")  # the second member only
+    nan = save_package(tmp_path / "nan" / "ens", ensemble_state(states), cfg, PreprocessConfig(), model_id="ens",
+                       version="1", export_onnx=False)
+    caplog.clear()
+    assert main(["models", "verify", str(nan)]) == 1
+    assert "NaN or infinite score" in caplog.text and "Traceback" not in caplog.text
+
+    absurd = tmp_path / "absurd"
+    shutil.copytree(ensemble_dir, absurd)
+    meta = json.loads((absurd / "model.json").read_text())
+    meta["preprocessing"]["spacing"] = [0.05, 0.05, 0.05]
+    (absurd / "model.json").write_text(json.dumps(meta))
+    caplog.clear()
+    assert main(["models", "verify", str(absurd)]) == 1
+    assert "preprocessing.spacing" in caplog.text

@@ -17,11 +17,12 @@ deepbet crops to the brain's box and resizes the box to 256^3, so thick-slice se
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 import SimpleITK as sitk
@@ -89,7 +90,8 @@ class BrainExtractor:
         """Brain probability (float32) on ``image``'s grid."""
         ras = sitk.DICOMOrient(image, "RAS")  # i -> right, j -> anterior, k -> superior (nibabel's RAS+)
         x = np.ascontiguousarray(sitk.GetArrayFromImage(ras).astype(np.float32).transpose(2, 1, 0))
-        prob = self._bet.run_model(x)
+        with deterministic():
+            prob = self._bet.run_model(x)
         out = sitk.GetImageFromArray(np.ascontiguousarray(prob.transpose(2, 1, 0)).astype(np.float32))
         out.CopyInformation(ras)
         return sitk.Resample(out, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0, sitk.sitkFloat32)
@@ -110,6 +112,21 @@ class BrainExtractor:
 
     def describe(self) -> Dict[str, Any]:
         return {"tool": TOOL, "version": self.version, "device": self.device, "threshold": THRESHOLD}
+
+
+@contextlib.contextmanager
+def deterministic() -> Iterator[None]:
+    """deepbet's networks without a random choice of kernels: the same image gives the same mask on every run
+    (deepbet draws nothing at random; on a GPU, cuDNN's autotuner and non-deterministic kernels could)."""
+    import torch
+
+    cudnn = torch.backends.cudnn
+    before = (cudnn.deterministic, cudnn.benchmark)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        cudnn.deterministic, cudnn.benchmark = before
 
 
 @functools.lru_cache(maxsize=2)

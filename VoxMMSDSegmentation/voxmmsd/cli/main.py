@@ -63,14 +63,17 @@ def main(argv: Optional[List[str]] = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from voxmmsd.jobs import signals
+
     try:
-        return int(args.func(args) or 0)
+        with signals.handled():  # SIGTERM/SIGHUP unwind like Ctrl-C: locks, staging folders, summaries taken care of
+            return int(args.func(args) or 0)
     except VoxMMSDError as exc:
         log.error("%s", exc)
         return 1
-    except KeyboardInterrupt:
-        log.error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        log.error("interrupted (%s)", str(exc) or "Ctrl-C")
+        return signals.exit_status(exc)
 
 
 if __name__ == "__main__":

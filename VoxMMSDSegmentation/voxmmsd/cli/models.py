@@ -23,7 +23,8 @@ def add_parser(sub: Any) -> None:
     imp = msub.add_parser("import", help="add a local model package folder to the cache")
     imp.add_argument("folder", type=Path)
     imp.add_argument("--replace", action="store_true", help="replace an installed package with the same ID@VERSION")
-    v = msub.add_parser("verify", help="check schema and checksums (one model, or every installed one)")
+    v = msub.add_parser("verify", help="check a model as segment would use it: schema, value ranges, checksums, "
+                                       "weights, ONNX graph, a forward pass (one model, or every installed one)")
     v.add_argument("model", nargs="?", help="ID, ID@VERSION or package folder")
     r = msub.add_parser("remove", help="delete an installed model from the cache")
     r.add_argument("model", help="ID or ID@VERSION")
@@ -113,43 +114,22 @@ def _verify(args: argparse.Namespace) -> int:
     from voxmmsd.models import cache
     from voxmmsd.models.catalog import resolve_model
     from voxmmsd.models.package import load_package
+    from voxmmsd.models.smoke import forward_check
 
     if args.model:
         pkg = resolve_model(args.model)
-        verify_onnx_input(pkg)
-        sys.stdout.write(f"OK {pkg.summary()} ({pkg.folder})\n")
+        ran = forward_check(pkg)
+        sys.stdout.write(f"OK {pkg.summary()} ({pkg.folder}; forward pass: {', '.join(ran) or 'none'})\n")
         return 0
     bad = 0
     for mid, ver, folder in cache.installed():
         try:
-            verify_onnx_input(load_package(folder))
-            sys.stdout.write(f"OK     {mid}@{ver}\n")
+            ran = forward_check(load_package(folder))
+            sys.stdout.write(f"OK     {mid}@{ver} (forward pass: {', '.join(ran) or 'none'})\n")
         except ModelError as exc:
             bad += 1
             sys.stdout.write(f"FAILED {mid}@{ver}: {exc}\n")
     return 1 if bad else 0
-
-
-def verify_onnx_input(pkg: Any) -> None:
-    """With ONNX Runtime installed, check that the package's ONNX graph takes its sequences as channels."""
-    from voxmmsd.models.package import check_onnx_input
-
-    if pkg.onnx_path is None:
-        return
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    try:
-        session = ort.InferenceSession(str(pkg.onnx_path), sess_options=opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a bad graph
-        from voxmmsd.errors import ModelError
-
-        raise ModelError(f"ONNX Runtime cannot load {pkg.onnx_path}: {str(exc).splitlines()[0]}. Export the "
-                         f"model again ('voxmmsd export').") from None
-    check_onnx_input(session.get_inputs()[0].shape, pkg)
 
 
 def _remove(args: argparse.Namespace) -> int:

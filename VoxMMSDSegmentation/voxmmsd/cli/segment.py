@@ -107,13 +107,21 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_single(args: argparse.Namespace, events: Any) -> int:
     from voxmmsd.infer.fallback import switch_package
-    from voxmmsd.infer.outputs import bytes_needed, check_free_space, claim_output, warning_kind, write_outputs
+    from voxmmsd.infer.outputs import (
+        bytes_needed,
+        check_free_space,
+        check_output_apart,
+        claim_output,
+        warning_kind,
+        write_outputs,
+    )
     from voxmmsd.infer.predictor import load_for_package
     from voxmmsd.models.catalog import resolve_model
     from voxmmsd.plausibility.verdict import REFUSED_EXIT_CODE, refuses
 
     t0 = time.perf_counter()
     files = resolve_case(args, require_all=False)
+    check_output_apart(args.out, files)  # never the case folder itself
     if events:
         events.emit("segment", "start", total=3, message=f"case {files.case_id}")
     # one writer per output folder, no silent replacement; a folder made here goes again if the run fails

@@ -2,7 +2,9 @@
 
 Layout: ``CACHE/<settings-hash>/<case>.image.npy`` (uint8, ``(C, z, y, x)``, the
 [0, 1] scaled image times 255), ``<case>.label.npy`` (uint8 ``(z, y, x)``, internal
-BraTS 2023 convention) and ``<case>.json`` (source fingerprint, spacing, crop box).
+BraTS 2023 convention) and ``<case>.json`` (source fingerprint, spacing, crop box). Images
+and labels are on the canonical axes (:mod:`voxmmsd.io.orientation`), as inference gives them
+to the network; the crop box is on those axes too.
 The settings hash covers the preprocessing settings and the cache format version, so
 changing a setting builds a new cache beside the old one. A case whose source files
 changed (size or modification time) is rebuilt. Every file is written atomically.
@@ -23,7 +25,9 @@ import numpy as np
 from voxmmsd.errors import InputError
 from voxmmsd.io.atomic import atomic_path, write_json
 from voxmmsd.io.discovery import CaseFiles, DataSet
-from voxmmsd.io.labels import detect_convention, to_internal
+from voxmmsd.io.geometry import Geometry
+from voxmmsd.io.labels import ambiguous_labels, detect_convention, to_internal
+from voxmmsd.io.orientation import reorientation, to_canonical
 from voxmmsd.jobs.events import EventWriter
 from voxmmsd.preprocessing import PreprocessConfig, prepare, prepare_label
 
@@ -81,23 +85,28 @@ def _build_one(files: CaseFiles, folder: Path, cfg: PreprocessConfig, label_conv
     from voxmmsd.io.reader import load_case  # SimpleITK only when a case must be (re)built
 
     case = load_case(files, with_label=label_convention is not None)
-    prepared = prepare(case.image, case.geometry.spacing, cfg)
+    image_c, turn = to_canonical(case.image, case.geometry)  # the orientation inference gives the network
+    prepared = prepare(image_c, turn.canonical.spacing, cfg)
     image = np.round(prepared.image * 255.0).astype(np.uint8)
     meta: Dict[str, Any] = {
         "case_id": files.case_id,
         "source": fingerprint(files, label_convention is not None),
-        "spacing": list(cfg.spacing or case.geometry.spacing),
+        "spacing": list(cfg.spacing or turn.canonical.spacing),
         "box": [list(b) for b in prepared.box],
         "full_shape": list(prepared.full_shape),
         "shape": list(image.shape),
         "sequences": case.sequences,
         "geometry": case.geometry.to_dict(),
+        "orientation": turn.describe(),
     }
     if case.label is not None and label_convention is not None:
         conv = label_convention
+        values = [int(v) for v in np.unique(case.label)]
         if conv == "auto":
-            conv = detect_convention([int(v) for v in np.unique(case.label)]) or "brats2023"
-        internal = to_internal(case.label, conv, files.label)
+            if {3, 4} <= set(values):
+                raise ambiguous_labels(files.label, values)
+            conv = detect_convention(values) or "brats2023"
+        internal = to_internal(turn.apply(case.label), conv, files.label)
         _save_npy(folder / f"{files.case_id}.label.npy", prepare_label(internal, prepared))
         meta["label_convention"] = conv
     _save_npy(folder / f"{files.case_id}.image.npy", image)
@@ -112,7 +121,16 @@ def _up_to_date(files: CaseFiles, folder: Path, with_labels: bool) -> bool:
         meta = json.loads(meta_path.read_text())
     except ValueError:
         return False
+    if "orientation" not in meta and not _canonical(meta.get("geometry")):
+        return False  # built before the canonical orientation (voxmmsd.io.orientation), from a turned grid
     return bool(meta.get("source") == json.loads(json.dumps(fingerprint(files, with_labels))))
+
+
+def _canonical(geometry: Any) -> bool:
+    try:
+        return reorientation(Geometry.from_dict(geometry)).is_identity
+    except (KeyError, TypeError, ValueError):
+        return False
 
 
 def build_cache(dataset: DataSet, cache_dir: Path, cfg: PreprocessConfig,

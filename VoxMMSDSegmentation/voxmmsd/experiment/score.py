@@ -16,12 +16,17 @@ log = logging.getLogger(__name__)
 
 
 def restore_to_source(label: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
-    """A label map on a cached case's grid -> the source reference grid, from the cache record."""
+    """A label map on a cached case's grid -> the source reference grid, from the cache record (the crop undone,
+    then the canonical orientation of :mod:`voxmmsd.io.orientation`)."""
+    from voxmmsd.io.geometry import Geometry
+    from voxmmsd.io.orientation import reorientation
+
     box = tuple(tuple(int(v) for v in b) for b in meta["box"])
     crop_shape = tuple(b[1] - b[0] for b in box)
     prepared = Prepared(np.empty((0,) + label.shape, np.float32), box, tuple(meta["full_shape"]),  # type: ignore
                         crop_shape, np.empty(0, bool))  # type: ignore[arg-type]
-    return restore(label, prepared)
+    full = restore(label, prepared)
+    return reorientation(Geometry.from_dict(meta["geometry"])).undo(full) if meta.get("geometry") else full
 
 
 def score_cases(model: torch.nn.Module, cached: Sequence, files: Dict[str, Any], patch_size: Sequence[int],

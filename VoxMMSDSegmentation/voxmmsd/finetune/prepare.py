@@ -63,13 +63,24 @@ def _checked_cases(folder: Path, train: List[str], val: List[str], cfg: Finetune
     from voxmmsd.data.cache import open_case
 
     conventions = {}
+    empty = []
     for cid in train + val:
         case = open_case(folder, cid)
         conventions[cid] = str(case.meta.get("label_convention", cfg.data.labels))
         top = int(np.asarray(case.label).max())
         if top >= cfg.network.num_classes:
-            raise LabelError(f"Case {cid} holds label {top} (resection cavity, RC) but the network has "
-                             f"{cfg.network.num_classes} outputs. Add --set network.num_classes=5 to learn RC.")
+            raise LabelError(f"Case {cid} holds label {top} (resection cavity, RC, in the {conventions[cid]} "
+                             f"convention) but the network has {cfg.network.num_classes} outputs. Add --set "
+                             f"network.num_classes=5 to learn RC.")
+        if top == 0:
+            empty.append(cid)
+    if empty and len(empty) == len(train + val):
+        raise LabelError(f"Every label map of the {len(empty)} case(s) is empty (no tumour voxel): a network trained "
+                         f"on them learns to find nothing. Check the label files (wrong files, or labels lost in an "
+                         f"export).")
+    if empty:
+        log.warning("%d of %d case(s) have an empty label map (no tumour): %s. Training goes on; check that this "
+                    "is meant.", len(empty), len(train + val), ", ".join(empty[:10]))
     log.info("cases: %d for training, %d for validation (cache %s)", len(train), len(val), folder)
     return Cases(folder, train, val, conventions)
 

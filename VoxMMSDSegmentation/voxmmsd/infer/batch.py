@@ -24,7 +24,14 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from voxmmsd.errors import ConfigError, InputError, VoxMMSDError
-from voxmmsd.infer.outputs import REPORT, bytes_needed, check_free_space, claim_output, write_outputs
+from voxmmsd.infer.outputs import (
+    REPORT,
+    bytes_needed,
+    check_free_space,
+    check_output_apart,
+    claim_output,
+    write_outputs,
+)
 from voxmmsd.infer.summary import REGION_COLUMNS, CaseResult, summary_csv, write_summary
 from voxmmsd.io.atomic import ensure_writable_dir
 from voxmmsd.io.discovery import CaseFiles, DataSet, find_case, find_dataset
@@ -201,44 +208,85 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
         used, note = chooser.for_case(list(files.sequences)) if chooser is not None else (predictor, None)
         return used, note, used.load(files, register)
 
+    name = "summary.csv" if shard[1] == 1 else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
+    k = 0
+    case_started = time.time()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
-        nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
-        for k, files in enumerate(todo):
-            fut = nxt
-            nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
-            t0 = time.perf_counter()
-            case_out = out_dir / files.case_id
-            try:
-                with claim_output(case_out, overwrite=True):  # redo or an unfinished result: replaced whole
-                    used, note, case = fut.result()  # type: ignore[union-attr]
-                    t_read = time.perf_counter() - t0
-                    check_free_space(case_out, bytes_needed(case.geometry.shape))
-                    pred = used.predict(case)
-                    pred.timings_s = {"read": t_read, **pred.timings_s}
-                    if note:
-                        pred.warnings = [note] + list(pred.warnings)
-                    refused = refuses(pred.verdict, on_implausible)
-                    write_outputs(pred, case_out, {"id": used.package.id, "version": used.package.version},
-                                  used.package.label_table, convention, qc, label_map=not refused)
-                res = CaseResult(files.case_id, "refused" if refused else "done", time.perf_counter() - t0,
-                                 pred.volumes_ml, pred.warnings, plausibility=pred.verdict)
+        try:
+            nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
+            for k, files in enumerate(todo):
+                fut = nxt
+                nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
+                t0 = time.perf_counter()
+                case_started = time.time()
+                case_out = out_dir / files.case_id
+                try:
+                    check_output_apart(case_out, files)
+                    # an unfinished result of ours is replaced whole; a finished one only with --redo (else skipped
+                    # above); result-named files VoxMMSD did not write only with --redo
+                    with claim_output(case_out, overwrite=redo, option="--redo"):
+                        used, note, case = fut.result()  # type: ignore[union-attr]
+                        t_read = time.perf_counter() - t0
+                        check_free_space(case_out, bytes_needed(case.geometry.shape))
+                        pred = used.predict(case)
+                        pred.timings_s = {"read": t_read, **pred.timings_s}
+                        if note:
+                            pred.warnings = [note] + list(pred.warnings)
+                        refused = refuses(pred.verdict, on_implausible)
+                        write_outputs(pred, case_out, {"id": used.package.id, "version": used.package.version},
+                                      used.package.label_table, convention, qc, label_map=not refused)
+                    res = CaseResult(files.case_id, "refused" if refused else "done", time.perf_counter() - t0,
+                                     pred.volumes_ml, pred.warnings, plausibility=pred.verdict)
+                    if events:
+                        for w in pred.warnings:
+                            events.emit("segment", "warning", message=f"{files.case_id}: {w}")
+                except (VoxMMSDError, OSError, ValueError, RuntimeError, MemoryError, IndexError) as exc:
+                    msg = _first_line(exc)
+                    log.error("case %s failed: %s", files.case_id, msg)
+                    res = CaseResult(files.case_id, "failed", time.perf_counter() - t0, error=msg)
+                    if events:
+                        events.emit("segment", "warning", message=f"{files.case_id} skipped: {msg}")
+                slots[where[k]] = res
+                bar.update(1)
                 if events:
-                    for w in pred.warnings:
-                        events.emit("segment", "warning", message=f"{files.case_id}: {w}")
-            except (VoxMMSDError, OSError, ValueError, RuntimeError, MemoryError, IndexError) as exc:
-                msg = _first_line(exc)
-                log.error("case %s failed: %s", files.case_id, msg)
-                res = CaseResult(files.case_id, "failed", time.perf_counter() - t0, error=msg)
-                if events:
-                    events.emit("segment", "warning", message=f"{files.case_id} skipped: {msg}")
-            slots[where[k]] = res
-            bar.update(1)
-            if events:
-                events.emit("segment", "progress", iteration=k + 1, total=len(todo),
-                            message=f"{files.case_id}: {res.status}")
+                    events.emit("segment", "progress", iteration=k + 1, total=len(todo),
+                                message=f"{files.case_id}: {res.status}")
+        except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (voxmmsd.jobs.signals): say what was done, then stop
+            reader.shutdown(wait=False, cancel_futures=True)
+            bar.close()
+            _interrupted(slots, mine, where[k] if todo else None, str(exc) or "Ctrl-C", out_dir, case_started)
+            write_summary(out_dir / name, slots)
+            log.warning("batch interrupted: %s lists the %d case(s) done before the stop", out_dir / name,
+                        sum(r is not None and r.status in ("done", "skipped") for r in slots))
+            raise
     bar.close()
     results = [r for r in slots if r is not None]
-    name = "summary.csv" if shard[1] == 1 else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
     write_summary(out_dir / name, results)
     return results
+
+
+def _interrupted(slots: List[Optional[CaseResult]], entries: Sequence[Any], current: Optional[int],
+                 why: str, out_dir: Path, started: float) -> None:
+    """Fill the rows of the cases an interrupted batch did not finish (status ``interrupted``). The case being
+    segmented when the signal came is ``done`` when its result was already complete (its ``report.json``, the
+    last file moved in, written since the case ``started``: the stop came while the lock was being released)."""
+    for i, slot in enumerate(slots):
+        if slot is not None:
+            continue
+        if i == current and _written_since(out_dir / entries[i].case_id / REPORT, started):
+            done = _from_report(out_dir, entries[i].case_id)
+            slots[i] = CaseResult(done.case_id, "done", time.time() - started, done.volumes_ml, done.warnings)
+            continue
+        if i == current:
+            error = f"interrupted ({why}) while being segmented; nothing of it was kept"
+        else:
+            error = f"not started: the batch was interrupted ({why}); run the same command again to segment it"
+        slots[i] = CaseResult(entries[i].case_id, "interrupted", error=error)
+
+
+def _written_since(path: Path, started: float) -> bool:
+    try:
+        return path.stat().st_mtime >= started - 0.05  # (file times use a coarse clock, a few ms behind)
+    except OSError:
+        return False

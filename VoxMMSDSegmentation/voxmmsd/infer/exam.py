@@ -100,7 +100,9 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
             if not geom.same_as(ref_geom):
                 check_overlap(name, geom, ref_geom, f"{ref_name} ({files.sequences[reference]})")
                 resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
-    channels = {s: (sitk.GetArrayFromImage(native[s]).astype(np.float32) if s == reference else
+    # a sequence already on the reference grid (and not registered) is taken voxel for voxel: resampling it
+    # through the identity would still move intensities by rounding (and the brain's edge with them)
+    channels = {s: (sitk.GetArrayFromImage(native[s]).astype(np.float32) if s not in resampled else
                     sitk.GetArrayFromImage(reg.resample_with(native[s], ref_geom, transforms[s])))
                 for s in present}
     check_distinct_arrays(channels, files.sequences, {s: SEQUENCE_NAMES[s] for s in present})

@@ -9,7 +9,9 @@ first and its other files that the new result does not have (e.g. ``qc.png`` wit
 :func:`claim_output` guards a result folder for the whole read-compute-write: one writer
 (:class:`~voxmmsd.io.lock.FolderLock`), no silent replacement of an existing result, enough
 free disk space checked before any compute, stale staging folders cleaned, and a folder it
-created removed again when the run fails.
+created removed again when the run fails. Result-named files that VoxMMSD did not write (no
+``report.json`` of a result names them, no interrupted write of ours marked them:
+:mod:`voxmmsd.io.results`) are the user's and are never replaced without ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -32,13 +34,13 @@ from voxmmsd.infer.qc import write_qc_png
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
 from voxmmsd.io.labels import BRATS2023, LABEL_TABLE, LabelInfo
 from voxmmsd.io.png import write_png
+from voxmmsd.io.results import REPORT, WRITING, tool_written
 from voxmmsd.io.writer import write_label_nifti, write_seg_nrrd
 
 log = logging.getLogger(__name__)
 
 SEGMENTATION_NIFTI = "segmentation.nii.gz"
 SEGMENTATION_NRRD = "segmentation.seg.nrrd"
-REPORT = "report.json"
 QC_PNG = "qc.png"
 BRAIN_MASK = "brain_mask.nii.gz"  # when brain extraction ran
 EXAM_QC_PNG = "registration_qc.png"  # when registration or brain extraction ran
@@ -100,10 +102,28 @@ def _remove_if_empty(folder: Path) -> None:
         pass
 
 
+def check_output_apart(out_dir: Path, files: Any) -> None:
+    """Refuse an output folder that is the case folder itself, or that holds an input under a result's name:
+    the results would be mixed with the images (and a result file could replace an input)."""
+    out = Path(out_dir).resolve()
+    folder = getattr(files, "folder", None)
+    if folder is not None and Path(folder).resolve() == out:
+        raise InputError(f"--out {out_dir} is the case folder itself: the results would be written among the images "
+                         f"(and read back as input next time). Choose another folder, e.g. --out "
+                         f"{Path(folder).parent / (Path(folder).name + '-segmentation')}.")
+    for path in list(getattr(files, "sequences", {}).values()) + [getattr(files, "label", None)]:
+        if path is not None and Path(path).resolve().parent == out and Path(path).name in OUTPUT_FILES:
+            raise InputError(f"The input {path} has the name of a result file in --out {out_dir}: it would be "
+                             f"replaced. Choose another --out.")
+
+
 @contextlib.contextmanager
-def claim_output(out_dir: Path, overwrite: bool = False, purpose: str = "segmentation") -> Iterator[Path]:
-    """Hold ``out_dir`` for one result: lock it, refuse an existing result unless ``overwrite``,
-    clean stale staging folders; if the folder did not exist and the run fails, remove it again."""
+def claim_output(out_dir: Path, overwrite: bool = False, purpose: str = "segmentation",
+                 option: str = "--overwrite") -> Iterator[Path]:
+    """Hold ``out_dir`` for one result: lock it, refuse an existing result unless ``overwrite`` (the command's
+    ``option`` says so), and refuse any result-named file VoxMMSD did not write (:mod:`voxmmsd.io.results`)
+    unless ``overwrite``; clean stale staging folders; if the folder did not exist and the run fails, remove
+    it again."""
     from voxmmsd.io.lock import FolderLock
 
     out_dir = Path(out_dir)
@@ -113,10 +133,16 @@ def claim_output(out_dir: Path, overwrite: bool = False, purpose: str = "segment
     try:
         with FolderLock(out_dir, purpose):
             found = existing_result(out_dir)
-            if REPORT in found and not overwrite:
-                raise InputError(f"{out_dir} already holds a result ({', '.join(found)}). Give --overwrite to replace "
+            ours = tool_written(out_dir)
+            foreign = [n for n in found if n not in ours]
+            if foreign and not overwrite:
+                raise InputError(f"{out_dir} holds {', '.join(foreign)}, which VoxMMSD did not write (no {REPORT} of "
+                                 f"a result names them): they are kept. Give {option} to replace them, or choose "
+                                 f"another --out.")
+            if REPORT in ours and not overwrite:
+                raise InputError(f"{out_dir} already holds a result ({', '.join(found)}). Give {option} to replace "
                                  f"it, or choose another --out.")
-            if found and REPORT not in found:  # no report.json: a write was interrupted; nothing finished to keep
+            if found and REPORT not in ours and not foreign:  # a write of ours was interrupted: nothing to keep
                 log.warning("%s holds an unfinished result (%s, no %s); it is replaced", out_dir, ", ".join(found),
                             REPORT)
             clean_staging(out_dir)
@@ -259,6 +285,8 @@ def _write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str], table:
         prediction.timings_s = timings
         report = build_report(prediction, model, outputs, convention, extra)
         write_json(stage / REPORT, report)
+        # until the new report.json is in place, this marker says the result-named files are ours (interrupted)
+        write_json(out_dir / WRITING, {"files": list(OUTPUT_FILES)})
         if (out_dir / REPORT).exists():
             os.remove(out_dir / REPORT)  # the old result is no longer complete from here on
         for name in OUTPUT_FILES:
@@ -266,6 +294,7 @@ def _write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str], table:
                 os.replace(stage / name, out_dir / name)
             elif (out_dir / name).exists():
                 os.remove(out_dir / name)  # a file of the previous result the new one does not have
+        os.remove(out_dir / WRITING)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
     return outputs

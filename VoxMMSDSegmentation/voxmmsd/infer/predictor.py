@@ -31,7 +31,9 @@ from voxmmsd.infer.tta import mirror_axes, with_mirroring
 from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
 from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
+from voxmmsd.io.orientation import to_canonical
 from voxmmsd.io.reader import Case
+from voxmmsd.models.limits import check_window_plan
 from voxmmsd.models.package import ModelPackage
 from voxmmsd.plausibility.reference import lr_axis_of
 from voxmmsd.plausibility.verdict import assess, warning_for
@@ -160,6 +162,9 @@ class Predictor:
         self.patch: Optional[Tuple[int, int, int]] = (int(patch[0]), int(patch[1]), int(patch[2])) if patch else None
         if self.patch and any(p % 16 for p in self.patch):
             raise ConfigError(f"patch size {self.patch} must be multiples of 16.")
+        # the package's values were range-checked at load; the same rule for --patch-size / --overlap
+        check_window_plan(self.patch, self.overlap, package.preprocessing.spacing, "segment", ConfigError,
+                          ("--patch-size", "--overlap"))
         if self.config.blend not in ("gaussian", "constant"):
             raise ConfigError(f"Unknown blending {self.config.blend!r}; use gaussian or constant.")
         self.fallback_notes: List[str] = []
@@ -235,7 +240,9 @@ class Predictor:
         self.fallback_notes = []
         self._tta_masks = []
         image, warnings = network_input(case, self.package.sequences, self.package.tolerates_missing)
-        spacing = case.geometry.spacing
+        # the network sees one orientation, however the file was stored (undone on the label map below)
+        image, turn = to_canonical(image, case.geometry)
+        spacing = turn.canonical.spacing
         prepared = prepare(image, spacing, working_preprocessing(self.package.preprocessing, spacing))
         brain = np.any(crop(image, prepared.box) != 0, axis=0)  # on the crop grid
         del image
@@ -261,7 +268,7 @@ class Predictor:
         unsure = (uncertainty.summarise(conf, small > 0 if tumour is None else tumour, disagreement)
                   if self.config.uncertainty else {})
         self._tta_masks = []
-        label = restore(small, prepared)
+        label = turn.undo(restore(small, prepared))
         del scores, conf
         removed_note = []
         n_et = min_component_voxels(self.min_et_ml, case.geometry.voxel_volume_ml)
@@ -290,7 +297,8 @@ class Predictor:
         if progress:
             progress("done", 1, 1)
         ref = case.channel(case.reference) if case.reference in case.sequences else case.image[0]
-        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure) if unsure else []) + ([doubt] if doubt else [])
+        alerts = list(case.alerts) + (uncertainty.warnings_for(unsure, self.package.inference.get(
+            "typical_low_confidence")) if unsure else []) + ([doubt] if doubt else [])
         warnings = list(case.warnings) + warnings + self.fallback_notes + [a["message"] for a in alerts
                                                                             if a not in case.alerts]
         run = dict(self.backend.describe())
@@ -300,7 +308,8 @@ class Predictor:
                     "notes": removed_note})
         inputs = {"sequences": {s: str(case.files.sequences[s]) for s in case.sequences} if case.files else {},
                   "reference": case.reference, "geometry": case.geometry.to_dict(),
-                  "resampled": dict(case.resampled), "preparation": dict(case.preparation)}
+                  "resampled": dict(case.resampled), "preparation": dict(case.preparation),
+                  "orientation": turn.describe()}
         return Prediction(case.case_id, label, case.geometry, ref, volumes_ml(label, case.geometry.voxel_volume_ml),
                           warnings, {"preprocess": t1 - t0, "inference": t2 - t1, "postprocess": t3 - t2,
                                      "plausibility": t4 - t3},

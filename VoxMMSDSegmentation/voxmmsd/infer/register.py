@@ -1,6 +1,8 @@
 """Rigid co-registration of a sequence onto the reference (T1c), with a check that it converged.
 
-SimpleITK: Mattes mutual information (32 bins, a fixed random 3 % of the voxels), a rigid
+SimpleITK: Mattes mutual information (32 bins, a fixed random 3 % of the voxels: the sample is drawn with
+the fixed seed :data:`SEED`, on one ITK thread, with optimiser scales computed here rather than
+by ITK's randomly sampling estimator: the same exam always gives the same transform), a rigid
 (Euler) transform started at the identity (series of one session share the scanner's
 coordinates, so the identity is the right start; centring the fields of view would be wrong
 when they cover different parts of the head), regular-step gradient descent over three
@@ -15,9 +17,10 @@ found must be plausible between series of one session (at most :data:`MAX_ROTATI
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import numpy as np
 import SimpleITK as sitk
@@ -34,6 +37,11 @@ MAX_TRANSLATION_MM = 25.0
 ITERATIONS = 200
 #: fraction of the reference's voxels the metric samples (fixed random set)
 SAMPLING = 0.03
+#: the seed of that random set. Never 0: SimpleITK reads 0 as sitkWallClock (a new sample on every run, so the
+#: same exam registered twice gave different transforms and segmentations)
+SEED = 20250101
+#: ITK threads while registering (see :func:`one_thread`)
+THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -68,12 +76,27 @@ def check_mode(mode: str, option: str = "--register") -> str:
 
 
 def _method(seed: int) -> sitk.ImageRegistrationMethod:
+    if seed == sitk.sitkWallClock:
+        raise ValueError("seed 0 means 'from the wall clock' to SimpleITK: give a fixed non-zero seed")
     reg = sitk.ImageRegistrationMethod()
     reg.SetMetricAsMattesMutualInformation(numberOfHistogramBins=32)
     reg.SetMetricSamplingStrategy(reg.RANDOM)
     reg.SetMetricSamplingPercentage(SAMPLING, seed)
     reg.SetInterpolator(sitk.sitkLinear)
     return reg
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """ITK on :data:`THREADS` thread(s) while registering. With several, ITK splits the metric's sums over its
+    threads dynamically, so the rounding (and, through the optimiser's path, the transform found) changed from
+    run to run; the registration's own thread setting does not reach every filter it runs."""
+    before = sitk.ProcessObject.GetGlobalDefaultNumberOfThreads()
+    sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(THREADS)
+    try:
+        yield
+    finally:
+        sitk.ProcessObject.SetGlobalDefaultNumberOfThreads(before)
 
 
 def _identity(fixed: sitk.Image) -> sitk.Euler3DTransform:
@@ -83,11 +106,23 @@ def _identity(fixed: sitk.Image) -> sitk.Euler3DTransform:
     return tx
 
 
-def metric(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, seed: int = 0) -> float:
+def metric(fixed: sitk.Image, moving: sitk.Image, transform: sitk.Transform, seed: int = SEED) -> float:
     """Mattes mutual information (negative: lower is better) of ``moving`` under ``transform`` on ``fixed``."""
     reg = _method(seed)
     reg.SetInitialTransform(transform, inPlace=False)
     return float(reg.MetricEvaluate(sitk.Cast(fixed, sitk.sitkFloat32), sitk.Cast(moving, sitk.sitkFloat32)))
+
+
+def physical_shift_scales(fixed: sitk.Image, transform: sitk.Euler3DTransform) -> list:
+    """Optimiser scales of a rigid transform: the squared largest shift (mm) of a corner of ``fixed`` per unit of
+    each parameter (the rule of ITK's physical-shift estimator, computed here on the eight corners: ITK's
+    estimator samples points with its process-wide random generator, which made runs differ)."""
+    size = np.asarray(fixed.GetSize(), float)
+    centre = np.asarray(transform.GetCenter())
+    corners = [np.asarray(fixed.TransformContinuousIndexToPhysicalPoint([float(c) for c in (size - 1) * np.array(b)]))
+               for b in np.ndindex(2, 2, 2)]
+    radius = max(float(np.linalg.norm(c - centre)) for c in corners)
+    return [radius ** 2] * 3 + [1.0] * 3
 
 
 def motion_of(transform: sitk.Euler3DTransform) -> tuple:
@@ -98,7 +133,7 @@ def motion_of(transform: sitk.Euler3DTransform) -> tuple:
 
 
 def register_rigid(fixed: sitk.Image, moving: sitk.Image, what: str = "image", reference: str = "reference",
-                   iterations: int = ITERATIONS, seed: int = 0) -> Registration:
+                   iterations: int = ITERATIONS, seed: int = SEED) -> Registration:
     """Register ``moving`` rigidly onto ``fixed`` and check the result (see the module's notes)."""
     f = sitk.Cast(fixed, sitk.sitkFloat32)
     m = sitk.Cast(moving, sitk.sitkFloat32)
@@ -106,20 +141,22 @@ def register_rigid(fixed: sitk.Image, moving: sitk.Image, what: str = "image", r
     reg = _method(seed)
     reg.SetOptimizerAsRegularStepGradientDescent(learningRate=1.0, minStep=1e-4, numberOfIterations=iterations,
                                                  relaxationFactor=0.5, gradientMagnitudeTolerance=1e-6)
-    reg.SetOptimizerScalesFromPhysicalShift()
+    reg.SetOptimizerScales(physical_shift_scales(f, start))
     reg.SetShrinkFactorsPerLevel([4, 2, 1])
     reg.SetSmoothingSigmasPerLevel([2.0, 1.0, 0.0])
     reg.SmoothingSigmasAreSpecifiedInPhysicalUnitsOn()
     reg.SetInitialTransform(start, inPlace=False)
     try:
-        result = reg.Execute(f, m)
+        with one_thread():
+            result = reg.Execute(f, m)
     except RuntimeError as exc:
         raise InputError(f"Rigid registration of {what} onto {reference} failed: "
                          f"{str(exc).strip().splitlines()[-1]}. Check that the images show the same head, or run "
                          f"with --register off if they are already aligned.") from None
     tx = sitk.Euler3DTransform(sitk.CompositeTransform(result).GetNthTransform(0))
-    before = metric(f, m, start, seed)
-    after = metric(f, m, tx, seed)
+    with one_thread():
+        before = metric(f, m, start, seed)
+        after = metric(f, m, tx, seed)
     rot, shift = motion_of(tx)
     stop = reg.GetOptimizerStopConditionDescription()
     converged = "maximum number of iterations" not in stop.lower()

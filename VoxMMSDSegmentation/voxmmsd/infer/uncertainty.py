@@ -8,7 +8,8 @@ Two signals, both measured inside the predicted tumour (where a user looks):
 * **TTA disagreement** (with ``--tta``, whole-crop pass): the share of voxels called tumour by
   some but not all mirrored passes, out of those called tumour by any.
 
-A warning (kind ``uncertainty``) is raised when either share exceeds its limit; an empty
+A warning (kind ``uncertainty``) is raised when either share exceeds its limit (for the confidence share, a
+model's own typical share plus a margin where its package records one: :func:`low_confidence_limit`); an empty
 result gets one of kind ``no_tumour`` (a model that fails on an input often returns nothing).
 How far to trust it (docs/model-card.md, measured on out-of-fold and held-out cases): the
 share separates a weak model from a strong one (CPU reduced-scale models: 0.99-1.0 of the
@@ -28,6 +29,8 @@ import numpy as np
 LOW_CONFIDENCE = 0.5
 #: warn when more than this share of the predicted tumour is low confidence
 MAX_LOW_FRACTION = 0.35
+#: a model's own typical share (model.json ``inference.typical_low_confidence``) is exceeded by this much to warn
+MARGIN = 0.1
 #: warn when the mirrored TTA passes disagree on more than this share of the tumour
 MAX_TTA_DISAGREEMENT = 0.25
 
@@ -60,8 +63,18 @@ def summarise(confidence: Optional[np.ndarray], tumour: np.ndarray,
     return out
 
 
-def warnings_for(record: Dict[str, Any]) -> List[Dict[str, str]]:
-    """``[{"kind": "uncertainty", "message": ...}]`` when the record says the result deserves a second look."""
+def low_confidence_limit(typical: Optional[float] = None) -> float:
+    """The share of low-confidence tumour above which a case is flagged: :data:`MAX_LOW_FRACTION`, or for a model
+    whose package records its ``typical_low_confidence`` (on cases it segments well), that plus :data:`MARGIN`.
+    A model unsure on every case (the CPU reduced-scale 2.0.0: about 1.0) then does not flag every case."""
+    if typical is None:
+        return MAX_LOW_FRACTION
+    return max(MAX_LOW_FRACTION, float(typical) + MARGIN)
+
+
+def warnings_for(record: Dict[str, Any], typical: Optional[float] = None) -> List[Dict[str, str]]:
+    """``[{"kind": "uncertainty", "message": ...}]`` when the record says the result deserves a second look
+    (``typical``: the package's ``inference.typical_low_confidence``, see :func:`low_confidence_limit`)."""
     out = []
     if record.get("tumour_voxels") == 0:
         out.append({"kind": "no_tumour", "message": (
@@ -69,7 +82,7 @@ def warnings_for(record: Dict[str, Any]) -> List[Dict[str, str]]:
             "sequence or an acquisition unlike its training data are the usual reasons); do not read "
             "this as 'no tumour'.")})
     low = record.get("low_confidence_fraction")
-    if low is not None and low > MAX_LOW_FRACTION:
+    if low is not None and low > low_confidence_limit(typical):
         out.append({"kind": KIND, "message": (
             f"Low confidence: {100 * low:.0f}% of the predicted tumour voxels are uncertain (mean confidence "
             f"{record.get('mean_confidence', 0):.2f}): the network is unsure where the tumour and its parts are. "

@@ -150,6 +150,26 @@ def _nifti_header(head: bytes) -> Optional[Tuple[str, int, int, Optional[str], i
     return endian, max(offset, 348 if size == 348 else 540), n, dtype, item
 
 
+def nifti_version(path: Path) -> Optional[int]:
+    """1 or 2 for a single-file NIfTI (gzip or not) by its header size and magic, else None."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            f.seek(0)
+            if head == b"\x1f\x8b":
+                head = zlib.decompressobj(31).decompress(f.read(4096), 540)
+            else:
+                head = f.read(540)
+    except (OSError, zlib.error):
+        return None
+    for endian in ("<", ">"):
+        if len(head) >= 348 and struct.unpack(endian + "i", head[:4])[0] == 348 and head[344:347] == b"n+1":
+            return 1
+        if len(head) >= 540 and struct.unpack(endian + "i", head[:4])[0] == 540 and head[4:7] == b"n+2":
+            return 2
+    return None
+
+
 def _check_nifti(path: Path, what: str) -> None:
     s = _Stream(path)
     try:

@@ -23,7 +23,9 @@ What matched, and why, is recorded per sequence (:attr:`CaseFiles.matches`).
 
 A sub-folder holding a DICOM series counts as the sequence its name says (``t1c/``), else
 the one its DICOM series description (0008,103E) says. Explicit paths per sequence bypass
-name matching (:func:`case_from_paths`).
+name matching (:func:`case_from_paths`). The files of a VoxMMSD result in the folder
+(:func:`voxmmsd.io.results.tool_written`: ``segmentation.seg.nrrd`` and the rest) are never taken
+for a sequence or a label; an image-named broken link is refused, naming it.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from pathlib import Path
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from voxmmsd.errors import InputError
+from voxmmsd.io.access import check_openable, is_broken_link
+from voxmmsd.io.results import tool_written
 
 #: The four sequences, in the network's channel order.
 SEQUENCES: Tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
@@ -112,7 +116,11 @@ def is_image_file(path: Path) -> bool:
 def _is_dicom_dir(path: Path) -> bool:
     if not path.is_dir():
         return False
-    for child in path.iterdir():
+    try:
+        children = list(path.iterdir())
+    except OSError:  # a folder that cannot be listed holds no series we could read
+        return False
+    for child in children:
         if child.is_file() and (child.suffix.lower() in (".dcm", ".ima", "") and not child.name.startswith(".")):
             return True
     return False
@@ -237,9 +245,15 @@ def find_case(folder: Path, case_id: Optional[str] = None, require_all: bool = T
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"Case folder not found: {folder}. Give a folder holding the four sequences.")
+    check_openable(folder, "case folder", folder=True)
     found: Dict[str, List[Path]] = {}
     why: Dict[Path, str] = {}
+    ours = tool_written(folder)  # a VoxMMSD result in the folder is neither a sequence nor a reference label
     for child in sorted(folder.iterdir()):
+        if child.name in ours:
+            continue
+        if is_broken_link(child) and child.name.lower().endswith(IMAGE_EXTENSIONS):
+            check_openable(child, "image")  # refused, naming the link: never silently taken as a missing sequence
         if is_image_file(child):
             name = strip_extension(child.name)
         elif _is_dicom_dir(child):
@@ -292,8 +306,7 @@ def case_from_paths(paths: Mapping[str, Optional[Path]], case_id: Optional[str] 
         raise InputError(f"Unknown sequence name(s) {sorted(unknown)}; use {list(SEQUENCES)}.")
     sequences = {k: Path(v) for k, v in paths.items() if v is not None}
     for key, path in sequences.items():
-        if not path.exists():
-            raise InputError(f"{SEQUENCE_NAMES[key]} file not found: {path}. Check the path.")
+        check_openable(path, f"{SEQUENCE_NAMES[key]} image", folder=True)
     if not sequences:
         raise InputError("No sequence given. Give at least the T1c image.")
     if case_id is None:

@@ -71,6 +71,8 @@ def check_values(label: np.ndarray, convention: str, source: Optional[Path] = No
     bad = sorted(set(int(v) for v in present) - set(VALUES[convention]))
     if bad:
         where = f" in {source}" if source else ""
+        if convention == LEGACY and bad == [3] and 4 in set(int(v) for v in present):
+            raise ambiguous_labels(source, [int(v) for v in present])
         raise LabelError(
             f"Label value(s) {bad}{where} are not part of the {convention} convention "
             f"(allowed {list(VALUES[convention])}). Choose the right convention "
@@ -92,6 +94,16 @@ def detect_convention(values: Sequence[int]) -> Optional[str]:
     if 4 in vals:
         return LEGACY
     return BRATS2023
+
+
+def ambiguous_labels(source: Optional[Path], values: Sequence[int]) -> LabelError:
+    """The refusal for a label map holding 3 and 4 together under ``--labels auto``: two conventions fit."""
+    return LabelError(
+        f"Label map {source} holds the values {sorted(int(v) for v in values if v)}: 3 and 4 together fit two "
+        f"conventions, so the tool will not guess. BraTS 2023/2024 (3 ET, 4 resection cavity; post-treatment "
+        f"cases): give --labels brats2023 (and --set network.num_classes=5 for the network to learn the cavity). "
+        f"Older BraTS with 4 = enhancing tumour (BraTS 2015 used 3 for non-enhancing tumour; 2017-2021 have no 3): "
+        f"relabel 3 as 1 and give --labels legacy.")
 
 
 def to_internal(label: np.ndarray, convention: str, source: Optional[Path] = None) -> np.ndarray:

@@ -11,9 +11,11 @@ import numpy as np
 import SimpleITK as sitk
 
 from voxmmsd.errors import InputError
-from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri
+from voxmmsd.io.access import check_openable
+from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri, nifti_version
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
+from voxmmsd.io.orientation import same_voxels, turn_onto
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +54,12 @@ class Case:
 def read_image(path: Path, what: str = "image") -> sitk.Image:
     """Read one 3-D image (a file, or a folder holding a DICOM series) with checks.
 
-    Raises :class:`InputError` naming ``path`` if the file is missing, unreadable, truncated
+    Raises :class:`InputError` naming ``path`` if the file is missing, a broken link, not readable (permission,
+    not a regular file: :func:`voxmmsd.io.access.check_openable`), a NIfTI-2 file, unreadable, truncated
     (shorter than its header says, or a cut gzip stream), not 3-D, empty, or holds NaN/inf
     (checked on the raw data: ITK's NIfTI reader would turn them into 0).
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} not found: {path}. Check the path.")
+    path = check_openable(path, what, folder=True)  # broken link, no permission, a pipe: refused here
     check_file_complete(path, what)
     try:
         if path.is_dir():
@@ -73,6 +74,11 @@ def read_image(path: Path, what: str = "image") -> sitk.Image:
         else:
             image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
+        if nifti_version(path) == 2:
+            raise InputError(f"{what} {path} is a NIfTI-2 file, which the image reader (SimpleITK/ITK) does not "
+                             f"support. Save it as NIfTI-1 (.nii.gz): in 3D Slicer load it and save it again, or "
+                             f"with nibabel: nib.save(nib.Nifti1Image(img.get_fdata(), img.affine), "
+                             f"'out.nii.gz').") from None
         first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "unknown error"
         raise InputError(
             f"Cannot read {what} {path}: {first}. Is it a NIfTI, NRRD, MHA or DICOM image, "
@@ -117,6 +123,19 @@ def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
     return image, warnings
 
 
+def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometry]) -> None:
+    """Refuse a label map that is not on the grid of one of the case's images: a label is drawn on an image, so a
+    label on no image's grid (shifted, another resolution, another case) would be resampled into a wrong one."""
+    if any(same_voxels(label, g) for g in grids.values()):  # (stored in any axis order)
+        return
+    seq, g = next(iter(grids.items()))
+    shift = float(np.linalg.norm(np.subtract(label.origin, g.origin)))
+    raise InputError(f"label map {files.label} is not on the grid of any of the case's images (e.g. "
+                     f"{SEQUENCE_NAMES[seq]}: {g.describe()}; the label: {label.describe()}; origins {shift:.1f} mm "
+                     f"apart). A label must lie on the image it was drawn on: export it again on that image's grid, "
+                     f"or check that it belongs to case {files.case_id!r}.")
+
+
 def shift_background(image: sitk.Image) -> Tuple[sitk.Image, float]:
     """``image`` moved so that a wide background at a value other than 0 becomes 0 (float32), and the
     value it was at (0.0 when nothing was done)."""
@@ -135,8 +154,11 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
               allow_missing: Sequence[str] = ()) -> Case:
     """Read a case's sequences onto the reference sequence's grid.
 
-    Sequences on another grid are resampled in physical space (linear); the label map
-    is resampled with nearest neighbour. Sequences in ``allow_missing`` may be absent.
+    Sequences on another grid are resampled in physical space (linear); the label map, which must lie
+    on the grid of one of the sequences (:func:`check_label_grid`), is resampled with nearest neighbour
+    when that is not the reference's. A sequence or label holding the reference grid's voxels in another
+    axis order or direction (stored RAS against LPS) is turned onto it voxel for voxel, never resampled.
+    Sequences in ``allow_missing`` may be absent.
     Every sequence passes the plausibility checks of :mod:`voxmmsd.io.checks` on its own grid
     (refusals raise :class:`InputError`; warnings land in ``Case.warnings``), and no two
     sequences may be the same file or hold identical voxels. Nothing is written anywhere.
@@ -157,28 +179,38 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
     ref_geom = Geometry.of(ref_image)
     channels: List[np.ndarray] = []
     resampled: Dict[str, str] = {}
+    grids: Dict[str, Geometry] = {}
     for seq in present:
         if seq == reference:
             img = ref_image
         else:
             img, seq_warn = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
             warnings.extend(seq_warn)
-        geom = Geometry.of(img)
-        if not geom.same_as(ref_geom):
+        geom = grids[seq] = Geometry.of(img)
+        arr = sitk.GetArrayFromImage(img)
+        if geom.same_as(ref_geom):
+            pass
+        elif same_voxels(geom, ref_geom):  # the reference's voxels stored in another axis order: turned, not resampled
+            arr = turn_onto(arr, geom, ref_geom)
+        else:
             check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom,
                           f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})")
             resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
-            img = resample_to(img, ref_geom)
-        channels.append(sitk.GetArrayFromImage(img).astype(np.float32, copy=False))
+            arr = sitk.GetArrayFromImage(resample_to(img, ref_geom))
+        channels.append(arr.astype(np.float32, copy=False))
     label = None
     if with_label and files.label is not None:
         limg = read_image(files.label, "label map")
         lgeom = Geometry.of(limg)
-        if not lgeom.same_as(ref_geom):
+        check_label_grid(files, lgeom, grids)
+        if lgeom.same_as(ref_geom):
+            larr = sitk.GetArrayFromImage(limg)
+        elif same_voxels(lgeom, ref_geom):  # the reference's grid stored in another axis order
+            larr = turn_onto(sitk.GetArrayFromImage(limg), lgeom, ref_geom)
+        else:
             check_overlap(f"label map ({files.label})", lgeom, ref_geom, SEQUENCE_NAMES[reference])
             resampled["label"] = f"{lgeom.describe()} -> {ref_geom.describe()}"
-            limg = resample_to(limg, ref_geom, label=True)
-        larr = sitk.GetArrayFromImage(limg)
+            larr = sitk.GetArrayFromImage(resample_to(limg, ref_geom, label=True))
         if larr.dtype.kind == "f" and not np.allclose(larr, np.round(larr)):
             raise InputError(f"label map {files.label} holds non-integer values; it must be a label map.")
         if larr.min() < 0 or larr.max() > 255:

@@ -285,16 +285,29 @@ def differences(old: Any, new: Any, prefix: str = "") -> List[Tuple[str, Any, An
     return out
 
 
+#: settings a resume can never change, not even with ``--allow-changed-settings``: the checkpoint's tensors have
+#: the network's shapes (a change ended in a long PyTorch traceback while loading the weights)
+FIXED_ON_RESUME = ("network.",)
+
+
 def resume_config(cls: Type[C], saved: Mapping[str, Any], changes: Mapping[str, Any], *,
-                  allow_changed: bool = False, free: Sequence[str] = ()) -> C:
+                  allow_changed: bool = False, free: Sequence[str] = (),
+                  fixed: Sequence[str] = FIXED_ON_RESUME) -> C:
     """The configuration a resumed run uses: its ``saved`` settings with ``changes`` applied.
 
     The rule is the same for every command: a resume keeps the run's settings. A change
     other than the paths in ``free`` (e.g. the run's length) is refused with the list of
-    changed settings unless ``allow_changed`` (``--allow-changed-settings``).
+    changed settings unless ``allow_changed`` (``--allow-changed-settings``); a change of a
+    setting under a prefix of ``fixed`` (the network) is refused even then.
     """
     old = build(cls, saved)
     new = build(cls, merge(to_dict(old), changes))
+    frozen = [d for d in differences(old, new) if d[0].startswith(tuple(fixed))]
+    if frozen:
+        listed = "; ".join(f"{p}: {a!r} -> {b!r}" for p, a, b in frozen)
+        raise ConfigError(f"--resume cannot change the network ({listed}): the checkpoint holds weights of the "
+                          f"run's own network. Leave out those options, or start a new run with --out (and "
+                          f"--init to start from this run's weights where they fit).")
     changed = [d for d in differences(old, new) if d[0] not in free]
     if changed and not allow_changed:
         listed = "; ".join(f"{p}: {a!r} -> {b!r}" for p, a, b in changed)

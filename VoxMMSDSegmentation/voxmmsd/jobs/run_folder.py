@@ -108,10 +108,17 @@ class RunFolder:
         return self.last_checkpoint
 
     def require_new(self) -> None:
-        """:class:`InputError` if the folder already holds a run (a new run never replaces one)."""
+        """:class:`InputError` if the folder already holds a run, or what a run made (its model package, its
+        pre-trained weights): a new run never replaces one, even when the checkpoints were deleted."""
         if self.has_checkpoint():
             raise InputError(f"{self.root} already holds a run. Continue it with --resume {self.root}, or choose "
                              f"another --out folder.")
+        made = [p for p in (self.model, self.backbone) if p.exists()]
+        if made:
+            listed = ", ".join(str(p) for p in made)
+            raise InputError(f"{self.root} holds {listed} from an earlier run (its checkpoints are gone, so it cannot "
+                             f"be resumed): a new run would replace it. Choose another --out folder, or move it away "
+                             f"first.")
 
     def request_stop(self) -> Path:
         """Ask the trainer of this run to stop at its next iteration (what the Slicer module's Stop does)."""

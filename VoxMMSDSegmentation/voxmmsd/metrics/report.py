@@ -11,6 +11,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 
 from voxmmsd.io.atomic import write_text
+from voxmmsd.io.csvsafe import cell
 from voxmmsd.metrics.evaluate import METRICS, REGION_ORDER
 
 CASE_COLUMNS: Sequence[str] = ("case_id", "region", "status") + METRICS
@@ -52,7 +53,7 @@ def summarise(rows: Sequence[Dict[str, Any]]) -> List[Dict[str, Any]]:
 def _cell(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isnan(value) else repr(round(value, 6))
-    return str(value)
+    return cell(value) if isinstance(value, str) else str(value)  # a case id never starts a formula
 
 
 def to_csv(rows: Sequence[Dict[str, Any]], columns: Sequence[str]) -> str:

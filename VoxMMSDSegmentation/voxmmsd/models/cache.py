@@ -13,9 +13,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import List, Optional, Tuple
+from typing import Any, List, Mapping, Optional, Tuple
 
 from voxmmsd.errors import ModelError
+from voxmmsd.io.access import check_openable
 from voxmmsd.io.atomic import ensure_writable_dir
 from voxmmsd.models.package import MODEL_JSON, ModelPackage, load_package, read_model_json, replace_folder, safe_name
 
@@ -70,7 +71,8 @@ def find_installed(model_id: str, version: Optional[str] = None) -> Optional[Pat
 
 
 def add_package(folder: Path, replace: bool = False) -> ModelPackage:
-    """Copy a verified package folder into the cache.
+    """Copy a verified package folder into the cache: ``model.json`` and the files it lists, as plain files
+    (:func:`copy_package_files`; links are refused, nothing else is copied).
 
     An installed package with the same id and version is kept (:class:`ModelError`) unless
     ``replace``; with ``replace`` it is swapped only once the new copy is complete and verified.
@@ -84,8 +86,7 @@ def add_package(folder: Path, replace: bool = False) -> ModelPackage:
     clean_leftovers(target.parent)
     tmp = Path(tempfile.mkdtemp(prefix=f".{pkg.version}.", suffix=".tmp", dir=str(target.parent)))
     try:
-        shutil.rmtree(tmp)
-        shutil.copytree(folder, tmp)
+        copy_package_files(Path(folder), pkg.meta, tmp)
         load_package(tmp)  # verify the copy
         replace_folder(tmp, target)
     finally:
@@ -93,6 +94,37 @@ def add_package(folder: Path, replace: bool = False) -> ModelPackage:
             shutil.rmtree(tmp, ignore_errors=True)
     log.info("model %s installed in %s", pkg.summary(), target)
     return load_package(target, verify=False)
+
+
+def package_files(folder: Path, meta: Mapping[str, Any]) -> List[Path]:
+    """The files a package is made of (``model.json`` and those it lists), each a plain file in ``folder``
+    itself: a symbolic link, a pipe, a device or a file in a sub-folder is refused (:class:`ModelError`)."""
+    out = []
+    for name in [MODEL_JSON, *meta["files"]]:
+        path = Path(folder) / name
+        if Path(name).name != name:
+            raise ModelError(f"{folder / MODEL_JSON} lists {name!r}: a package's files sit in its folder. Refused.")
+        if path.is_symlink():
+            raise ModelError(f"{path} is a symbolic link (to {os.readlink(path)}): a package to import holds plain "
+                             f"files only, so that importing never copies something from elsewhere. Copy the file "
+                             f"itself into the package.")
+        check_openable(path, f"model file {name} of {folder}", error=ModelError)
+        out.append(path)
+    return out
+
+
+def copy_package_files(folder: Path, meta: Mapping[str, Any], into: Path) -> None:
+    """Copy the :func:`package_files` of ``folder`` into the new folder ``into`` with modes set here (files
+    0644, the folder 0755); anything else in ``folder`` (notes, links, pipes, sub-folders) is left out."""
+    files = package_files(folder, meta)
+    skipped = sorted(p.name for p in Path(folder).iterdir() if p not in files)
+    if skipped:
+        log.info("import %s: left out what model.json does not list: %s", folder, ", ".join(skipped))
+    os.chmod(into, 0o755)
+    for path in files:
+        with open(path, "rb") as src, open(into / path.name, "xb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(into / path.name, 0o644)
 
 
 def clean_leftovers(folder: Path, min_age_s: float = 3600.0) -> None:

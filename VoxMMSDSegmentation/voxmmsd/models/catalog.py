@@ -161,30 +161,64 @@ def resolve_model(spec: Optional[str] = None) -> ModelPackage:
 
 
 def _safe_extract(archive: Path, into: Path) -> None:
-    """Extract a zip or tar archive, refusing members that would land outside ``into``."""
+    """Extract a zip or tar archive as data only: regular files and folders, each inside ``into``, written here
+    with modes set here (files 0644, folders 0755; an archive's own modes such as 4777 are never applied).
+    A member outside ``into`` (``..``, an absolute path), a link, a device or a pipe refuses the archive.
+    (Python's ``tarfile`` data filter does the same, but not on every Python 3.9 a Slicer ships.)"""
     root = into.resolve()
 
-    def check(name: str) -> None:
-        target = (into / name).resolve()
-        if root != target and root not in target.parents:
+    def target(name: str) -> Path:
+        path = (into / name).resolve()
+        if root != path and root not in path.parents:
             raise ModelError(f"Archive {archive} holds an unsafe path {name!r}; refused.")
+        return path
 
+    def write(path: Path, src: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dst = open(path, "xb")
+        except (FileExistsError, IsADirectoryError):
+            raise ModelError(f"Archive {archive} holds {path.relative_to(root)} twice; refused.") from None
+        with dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        os.chmod(path, 0o644)
+
+    into.mkdir(parents=True, exist_ok=True)
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as z:
-            for n in z.namelist():
-                check(n)
-            z.extractall(into)
-        return
-    try:
-        with tarfile.open(archive) as t:
-            members = t.getmembers()
-            for m in members:
-                check(m.name)
-                if m.issym() or m.islnk() or m.isdev():
-                    raise ModelError(f"Archive {archive} holds a link or device {m.name!r}; refused.")
-            t.extractall(into, members=members)
-    except tarfile.TarError as exc:
-        raise ModelError(f"{archive} is not a zip or tar archive ({exc}).") from None
+            infos = z.infolist()
+            for info in infos:
+                target(info.filename)
+                mode = (info.external_attr >> 16) & 0o170000
+                if mode and mode not in (0o100000, 0o040000):  # a zip may carry a Unix symlink or device
+                    raise ModelError(f"Archive {archive} holds a link or special file {info.filename!r}; refused.")
+            for info in infos:
+                if info.is_dir():
+                    target(info.filename).mkdir(parents=True, exist_ok=True)
+                else:
+                    with z.open(info) as src:
+                        write(target(info.filename), src)
+    else:
+        try:
+            with tarfile.open(archive) as t:
+                members = t.getmembers()
+                for m in members:
+                    target(m.name)
+                    if not (m.isfile() or m.isdir()):
+                        raise ModelError(f"Archive {archive} holds a link, device or pipe {m.name!r}; refused.")
+                for m in members:
+                    if m.isdir():
+                        target(m.name).mkdir(parents=True, exist_ok=True)
+                        continue
+                    data = t.extractfile(m)
+                    if data is None:  # pragma: no cover - a regular member always has data
+                        raise ModelError(f"Archive {archive}: cannot read {m.name!r}; refused.")
+                    with data:
+                        write(target(m.name), data)
+        except tarfile.TarError as exc:
+            raise ModelError(f"{archive} is not a zip or tar archive ({exc}).") from None
+    for folder in [p for p in into.rglob("*") if p.is_dir()] + [into]:
+        os.chmod(folder, 0o755)
 
 
 def _package_folder(root: Path) -> Path:

@@ -12,8 +12,8 @@ from voxmmsd.io.digest import sha256_file as sha256_file
 
 # -- does model.json describe the weights? ---------------------------------------------------
 
-def safetensors_shapes(path: Path) -> Dict[str, Tuple[int, ...]]:
-    """Tensor name -> shape, from a ``.safetensors`` file's JSON header (no tensor is read; no PyTorch)."""
+def _safetensors_header(path: Path) -> Dict[str, Any]:
+    """The JSON header of a ``.safetensors`` file (no tensor is read; no PyTorch)."""
     from voxmmsd.errors import ModelError
 
     try:
@@ -25,10 +25,48 @@ def safetensors_shapes(path: Path) -> Dict[str, Tuple[int, ...]]:
             if n > 100 << 20:
                 raise ValueError(f"header of {n} bytes")
             header = json.loads(f.read(n).decode("utf-8"))
-        return {k: tuple(int(s) for s in v["shape"]) for k, v in header.items() if k != "__metadata__"}
-    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+        if not isinstance(header, dict):
+            raise ValueError("the header is not a table")
+        return header
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise ModelError(f"{path} is not a readable safetensors file ({exc}). Install or import the model "
                          f"again.") from None
+
+
+def safetensors_shapes(path: Path) -> Dict[str, Tuple[int, ...]]:
+    """Tensor name -> shape, from a ``.safetensors`` file's JSON header (no tensor is read; no PyTorch)."""
+    from voxmmsd.errors import ModelError
+
+    header = _safetensors_header(path)
+    try:
+        return {k: tuple(int(s) for s in v["shape"]) for k, v in header.items() if k != "__metadata__"}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelError(f"{path} is not a readable safetensors file ({exc}). Install or import the model "
+                         f"again.") from None
+
+
+def weights_identity(path: Path) -> Dict[str, Any]:
+    """What the weights say they are: the ``voxmmsd`` record (id, version, network) that
+    :func:`voxmmsd.models.package.save_package` stores in the file's metadata; {} when there is none."""
+    meta = _safetensors_header(path).get("__metadata__") or {}
+    try:
+        record = json.loads(meta.get("voxmmsd", "{}")) if isinstance(meta, dict) else {}
+    except ValueError:
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
+def check_weights_identity(weights: Path, meta: Mapping[str, Any], where: Path) -> None:
+    """Refuse weights whose own record names another model id or version than ``model.json`` (``where``): the
+    checksums in model.json only say the files are the ones listed, not that they belong to this version."""
+    from voxmmsd.errors import ModelError
+
+    own = weights_identity(weights)
+    for key in ("id", "version"):
+        if key in own and str(own[key]) != str(meta.get(key)):
+            raise ModelError(f"{weights} does not belong to {where}: the weights say they are {own.get('id')} "
+                             f"{own.get('version')}, model.json says {meta.get('id')} {meta.get('version')}. "
+                             f"The package mixes two models; install or import the right one again.")
 
 
 def expected_unet_shapes(network: Mapping[str, Any]) -> Dict[str, Tuple[int, ...]]:

@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from voxmmsd.errors import ModelError
+from voxmmsd.io.access import check_openable
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
 from voxmmsd.io.discovery import SEQUENCES
 from voxmmsd.io.labels import BRATS2023, LABEL_TABLE, LabelInfo
-from voxmmsd.models.integrity import check_weights_match, sha256_file
+from voxmmsd.models.integrity import check_weights_identity, check_weights_match, sha256_file
+from voxmmsd.models.limits import check_package_values
 from voxmmsd.preprocessing import PreprocessConfig
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -163,12 +165,13 @@ def read_model_json(folder: Path) -> Dict[str, Any]:
 
 
 def verify_files(folder: Path, meta: Mapping[str, Any]) -> None:
-    """Check that every file listed in ``meta['files']`` exists and has its recorded SHA-256."""
+    """Check that every file listed in ``meta['files']`` is a readable regular file with its recorded SHA-256."""
     for name, digest in meta["files"].items():
         f = Path(folder) / name
-        if not f.is_file():
+        if not f.exists() and not f.is_symlink():
             raise ModelError(f"Model package {folder} is incomplete: {name} is missing. "
                              f"Install or import the model again.")
+        check_openable(f, f"model file {name} of {folder}", error=ModelError)  # never hashes a pipe or device
         actual = sha256_file(f)
         if actual != digest:
             raise ModelError(f"Model package {folder} has been tampered with or damaged: the SHA-256 of {name} "
@@ -206,6 +209,7 @@ def load_package(folder: Path, verify: bool = True) -> ModelPackage:
     meta = read_model_json(folder)
     safe_name(meta["id"], "id", folder / MODEL_JSON)
     safe_name(meta["version"], "version", folder / MODEL_JSON)
+    check_package_values(meta, folder / MODEL_JSON)  # the one range check of the values segment relies on
     if verify:
         verify_files(folder, meta)
     pkg = ModelPackage(folder, meta)
@@ -214,6 +218,7 @@ def load_package(folder: Path, verify: bool = True) -> ModelPackage:
                          f"but {len(pkg.sequences)} sequences are listed. Fix the package.")
     if verify and pkg.weights_path.is_file():
         check_weights_match(pkg.weights_path, pkg.meta["network"], folder / MODEL_JSON)
+        check_weights_identity(pkg.weights_path, meta, folder / MODEL_JSON)
     return pkg
 
 

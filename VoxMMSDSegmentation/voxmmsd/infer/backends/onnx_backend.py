@@ -11,7 +11,8 @@ import numpy as np
 
 from voxmmsd.errors import ConfigError, ModelError
 from voxmmsd.infer.backends.base import DeviceOutOfMemoryError, gpu_for_rank
-from voxmmsd.models.package import ModelPackage, check_onnx_input
+from voxmmsd.models.package import ModelPackage
+from voxmmsd.models.smoke import check_onnx_graph, check_scores
 
 log = logging.getLogger(__name__)
 
@@ -89,16 +90,17 @@ class OnnxBackend:
             log.warning("ONNX Runtime could not start the CUDA provider; running on %s", self.providers[0])
             self.device = "cpu"
         self.input_name = self.session.get_inputs()[0].name
-        check_onnx_input(self.session.get_inputs()[0].shape, package)
+        check_onnx_graph(self.session, package)  # one input of the sequences, one output of the classes
         self.version = ort.__version__
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         try:
-            return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+            out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
         except Exception as exc:  # noqa: BLE001 - re-raised unless it is an allocation failure
             if self.device != "cpu" and is_out_of_memory(exc):
                 raise DeviceOutOfMemoryError(f"{self.device}: {str(exc).splitlines()[0]}") from None
             raise
+        return check_scores(out, x.shape, self.package, "The ONNX graph")
 
     def labels(self, x: np.ndarray) -> np.ndarray:
         """Class indices (N, D, H, W) uint8 (the argmax of :meth:`forward`)."""
