@@ -225,11 +225,11 @@ def test_constant_blending_is_selectable_and_recorded(package, oblique_case: Pat
 def test_package_component_limit_is_the_default_and_an_explicit_value_wins(tmp_path: Path, oblique_case: Path) -> None:
     from scipy import ndimage
 
-    pkg = load_package(build_tiny_package(tmp_path / "cc", inference={"min_component_ml": 1e6}))
+    pkg = load_package(build_tiny_package(tmp_path / "cc", inference={"min_component_ml": 400.0}))
     files = find_case(oblique_case)
     raw = Predictor(pkg, PredictorConfig(backend="torch", precision="fp32", min_component_ml=0.0)).predict_files(files)
     cleaned = Predictor(pkg, PredictorConfig(backend="torch", precision="fp32")).predict_files(files)
-    assert raw.run["min_component_ml"] == 0.0 and cleaned.run["min_component_ml"] == 1e6
+    assert raw.run["min_component_ml"] == 0.0 and cleaned.run["min_component_ml"] == 400.0
     # the evidence rule (voxmmsd.infer.components): the main lesion stays; every other component (all
     # are under the limit) stays only when it lies within CONNECT_MM of it and does not fail where it fits
     from voxmmsd.infer.components import CONNECT_MM
@@ -260,12 +260,12 @@ def test_package_component_limit_is_the_default_and_an_explicit_value_wins(tmp_p
 def test_package_et_component_limit_relabels_specks_and_keeps_wt_and_tc(tmp_path: Path, oblique_case: Path) -> None:
     from scipy import ndimage
 
-    pkg = load_package(build_tiny_package(tmp_path / "etc", inference={"min_et_component_ml": 1e6}))
+    pkg = load_package(build_tiny_package(tmp_path / "etc", inference={"min_et_component_ml": 400.0}))
     files = find_case(oblique_case)
     off = PredictorConfig(backend="torch", precision="fp32", min_et_component_ml=0.0)
     raw = Predictor(pkg, off).predict_files(files)
     out = Predictor(pkg, PredictorConfig(backend="torch", precision="fp32")).predict_files(files)
-    assert out.run["min_et_component_ml"] == 1e6 and raw.run["min_et_component_ml"] == 0.0
+    assert out.run["min_et_component_ml"] == 400.0 and raw.run["min_et_component_ml"] == 0.0
     assert np.array_equal(raw.label > 0, out.label > 0)  # WT unchanged
     assert np.array_equal(np.isin(raw.label, (1, 3)), np.isin(out.label, (1, 3)))  # TC unchanged
     n_et = ndimage.label(raw.label == 3, structure=np.ones((3, 3, 3)))[1]

@@ -123,6 +123,7 @@ class FolderLock:
         self.purpose = purpose
         self.path = lock_path(self.folder)
         self.held = False
+        self._mine = False
 
     def _record(self) -> Dict[str, Any]:
         return {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
@@ -138,9 +139,21 @@ class FolderLock:
                 return False
             raise VoxMMSDError(f"Cannot create the lock file {self.path}: {exc.strerror}. "
                                f"Check that you can write in {self.folder}.") from None
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(self._record(), f)
+        self._mine = True  # from here on the file is ours: an interrupt (Ctrl-C, SIGTERM) must not leave it behind
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                json.dump(self._record(), f)
+        except BaseException:
+            self._drop()
+            raise
         return True
+
+    def _drop(self) -> None:
+        self._mine = False
+        try:
+            self.path.unlink()
+        except FileNotFoundError:
+            pass
 
     def acquire(self) -> "FolderLock":
         if self.held:
@@ -170,14 +183,16 @@ class FolderLock:
             return
         self.held = False
         info = read_lock(self.folder)
-        if info is not None and info.get("pid") == os.getpid():
-            try:
-                self.path.unlink()
-            except FileNotFoundError:
-                pass
+        if info is None or info.get("pid") == os.getpid():  # ours (None: ours, its record cut short)
+            self._drop()
 
     def __enter__(self) -> "FolderLock":
-        return self.acquire()
+        try:
+            return self.acquire()
+        except BaseException:  # interrupted between creating the file and holding it: the file goes too
+            if self._mine and not self.held:
+                self._drop()
+            raise
 
     def __exit__(self, exc_type: Optional[Type[BaseException]], exc: Optional[BaseException],
                  tb: Optional[TracebackType]) -> None:

@@ -1,0 +1,47 @@
+"""An interrupt (Ctrl-C, SIGTERM turned into KeyboardInterrupt) while a lock is being taken leaves no lock file."""
+
+from pathlib import Path
+
+import pytest
+from voxmmsd.io import lock as lock_mod
+from voxmmsd.io.lock import FolderLock, lock_path
+
+
+def test_interrupt_while_writing_the_record_removes_the_lock(tmp_path: Path, monkeypatch) -> None:
+    def stopped(*a, **k):
+        raise KeyboardInterrupt("SIGTERM")
+
+    monkeypatch.setattr(lock_mod.json, "dump", stopped)
+    with pytest.raises(KeyboardInterrupt):
+        with FolderLock(tmp_path, "test"):
+            pass  # never reached
+    assert not lock_path(tmp_path).exists()
+
+
+def test_interrupt_after_the_file_is_made_but_before_it_is_held(tmp_path: Path, monkeypatch) -> None:
+    real = FolderLock._create
+
+    def created_then_stopped(self):
+        assert real(self)
+        raise KeyboardInterrupt("SIGTERM")  # as if the signal came right after the file was written
+
+    monkeypatch.setattr(FolderLock, "_create", created_then_stopped)
+    with pytest.raises(KeyboardInterrupt):
+        with FolderLock(tmp_path, "test"):
+            pass
+    assert not lock_path(tmp_path).exists()
+
+
+def test_a_normal_lock_is_released_and_a_live_holder_blocks(tmp_path: Path) -> None:
+    with FolderLock(tmp_path, "test"):
+        assert lock_path(tmp_path).exists()
+        with pytest.raises(lock_mod.FolderLockedError):
+            # the same pid counts as alive only for other processes: fake another live holder
+            import json
+            import os
+            rec = json.loads(lock_path(tmp_path).read_text())
+            rec["pid"] = os.getppid()
+            lock_path(tmp_path).write_text(json.dumps(rec))
+            FolderLock(tmp_path, "other").acquire()
+    # the record now names another process: the holder leaves the file of that process alone
+    assert lock_path(tmp_path).exists()
