@@ -36,6 +36,7 @@ from voxmmsd.infer.summary import REGION_COLUMNS, CaseResult, summary_csv, write
 from voxmmsd.io.atomic import ensure_writable_dir
 from voxmmsd.io.discovery import CaseFiles, DataSet, find_case, find_dataset
 from voxmmsd.io.labels import BRATS2023
+from voxmmsd.jobs.signals import pending
 
 log = logging.getLogger(__name__)
 
@@ -242,6 +243,9 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                         for w in pred.warnings:
                             events.emit("segment", "warning", message=f"{files.case_id}: {w}")
                 except (VoxMMSDError, OSError, ValueError, RuntimeError, MemoryError, IndexError) as exc:
+                    stop = pending()
+                    if stop is not None:  # a termination signal whose cleanup failed in turn: still a stop
+                        raise stop from exc
                     msg = _first_line(exc)
                     log.error("case %s failed: %s", files.case_id, msg)
                     res = CaseResult(files.case_id, "failed", time.perf_counter() - t0, error=msg)

@@ -42,7 +42,20 @@ def _signals() -> List[int]:
     return out
 
 
+#: the termination signal received inside :func:`handled` (None: none yet). Kept because a cleanup that the
+#: :class:`Terminated` unwinds through can fail in turn (e.g. a file closed twice) and replace it with an ordinary
+#: error; :func:`pending` lets a loop that carries on after errors (the batch) see that it must stop.
+_received: Optional[int] = None
+
+
+def pending() -> Optional["Terminated"]:
+    """A :class:`Terminated` for the termination signal received, or None."""
+    return Terminated(_received) if _received is not None else None
+
+
 def _handler(signum: int, frame: Optional[FrameType]) -> None:
+    global _received
+    _received = signum
     signal.signal(signum, signal.SIG_DFL)  # a second one ends the process, even in the middle of a cleanup
     log.warning("%s received: stopping; cleaning up", signal.Signals(signum).name)
     raise Terminated(signum)
@@ -52,7 +65,9 @@ def _handler(signum: int, frame: Optional[FrameType]) -> None:
 def handled() -> Iterator[None]:
     """The handler installed for the ``with`` block (main thread only; elsewhere nothing changes), the previous
     handlers restored after it."""
+    global _received
     previous: Dict[int, Any] = {}
+    _received = None
     if threading.current_thread() is threading.main_thread():
         for sig in _signals():
             previous[sig] = signal.signal(sig, _handler)
