@@ -15,8 +15,22 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any, Callable, Dict, List, Mapping
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def with_overrides(inference: Mapping[str, Any], items: List[str], fail: Callable[[str], Any]) -> Dict[str, Any]:
+    """``inference`` with each ``KEY=VALUE`` of ``items`` (values read as YAML) set; ``fail`` reports a bad item."""
+    import yaml
+
+    out = dict(inference)
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            fail(f"--inference {item!r}: give KEY=VALUE")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
 
 
 def main(argv) -> int:
@@ -31,17 +45,11 @@ def main(argv) -> int:
                    help="an inference default of the package (value read as YAML), e.g. min_component_ml=10")
     p.add_argument("--training-extra", type=Path, help="JSON object merged into model.json's training record")
     args = p.parse_args(argv)
-    import yaml
     from voxmmsd.models.package import load_package, save_package
 
     pkg = load_package(args.source)
     metrics = json.loads(args.metrics.read_text(encoding="utf-8")) if args.metrics else pkg.meta.get("metrics", {})
-    inference = dict(pkg.inference)
-    for item in args.inference:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--inference {item!r}: give KEY=VALUE")
-        inference[key.strip()] = yaml.safe_load(value)
+    inference = with_overrides(pkg.inference, args.inference, p.error)
     training = dict(pkg.meta.get("training", {}))
     if args.training_extra:
         training.update(json.loads(args.training_extra.read_text(encoding="utf-8")))

@@ -38,7 +38,7 @@ def main(argv: List[str]) -> int:
         p.error("an ensemble needs at least two member packages")
     import dataclasses
 
-    import yaml
+    from package_cpu_model import with_overrides
     from voxmmsd.models.package import load_package, save_package
     from voxmmsd.nets.ensemble import ensemble_state
 
@@ -53,12 +53,7 @@ def main(argv: List[str]) -> int:
         p.error(f"members give {sorted(kinds)} outputs; only class-output (softmax) models can be averaged here")
     network = dataclasses.replace(first.unet_config(), members=len(pkgs))
     state = ensemble_state([pkg.load_state_dict() for pkg in pkgs])
-    inference = dict(first.inference)
-    for item in args.inference:
-        key, sep, value = item.partition("=")
-        if not sep:
-            p.error(f"--inference {item!r}: give KEY=VALUE")
-        inference[key.strip()] = yaml.safe_load(value)
+    inference = with_overrides(first.inference, args.inference, p.error)
     records = [dict(pkg.meta.get("training", {})) for pkg in pkgs]
     seen = sorted({c for r in records for c in (r.get("cases", {}) or {}).get("train", [])})
     training = {"kind": "fold ensemble", "members": len(pkgs), "training_cases": seen,

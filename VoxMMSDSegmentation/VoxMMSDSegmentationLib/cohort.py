@@ -27,7 +27,7 @@ from voxmmsd.errors import InputError
 
 from VoxMMSDSegmentationLib import scene as scene_io
 from VoxMMSDSegmentationLib.events import EventState
-from VoxMMSDSegmentationLib.process import EngineProcess, engine_command, engine_environment
+from VoxMMSDSegmentationLib.process import EngineProcess, engine_command, engine_environment, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -268,14 +268,7 @@ class CohortAddJob:
     def run(self, timeout: Optional[float] = None) -> str:
         if self.status == "pending":
             self.start()
-        end = None if timeout is None else time.monotonic() + timeout
-        while not self.poll():
-            if end is not None and time.monotonic() > end:
-                self.cancel()
-                self.error = f"adding the case took longer than {timeout:g} s and was stopped"
-                break
-            time.sleep(0.1)
-        return self.status
+        return run_to_end(self, timeout, "adding the case")
 
     def cancel(self) -> None:
         if self.done:

@@ -218,3 +218,16 @@ def wait_gone(pid: int, timeout: float, start_time: Optional[str] = None) -> boo
             return True
         time.sleep(0.05)
     return not pid_alive(pid, start_time)
+
+
+def run_to_end(job: Any, timeout: Optional[float], what: str, interval: float = 0.1) -> str:
+    """Poll ``job`` (``poll() -> bool`` when over, ``cancel()``, ``error``, ``status``) until it is over; past
+    ``timeout`` seconds cancel it and say so in ``job.error`` (``what`` took longer ...). The final status."""
+    end = None if timeout is None else time.monotonic() + timeout
+    while not job.poll():
+        if end is not None and time.monotonic() > end:
+            job.cancel()
+            job.error = f"{what} took longer than {timeout:g} s and was stopped"
+            break
+        time.sleep(interval)
+    return job.status

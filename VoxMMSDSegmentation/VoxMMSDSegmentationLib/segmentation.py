@@ -20,7 +20,7 @@ from VoxMMSDSegmentationLib import plausibility
 from VoxMMSDSegmentationLib import scene as scene_io
 from VoxMMSDSegmentationLib.commands import SegmentOptions, segment_arguments
 from VoxMMSDSegmentationLib.events import EventState
-from VoxMMSDSegmentationLib.process import EngineProcess, engine_command, engine_environment
+from VoxMMSDSegmentationLib.process import EngineProcess, engine_command, engine_environment, run_to_end
 
 log = logging.getLogger(__name__)
 
@@ -146,14 +146,7 @@ class SegmentationJob:
         """Start (if needed) and wait until the job is over; the final status."""
         if self.status == PENDING:
             self.start()
-        end = None if timeout is None else time.monotonic() + timeout
-        while not self.poll():
-            if end is not None and time.monotonic() > end:
-                self.cancel()
-                self.error = f"the engine took longer than {timeout:g} s and was stopped"
-                break
-            time.sleep(interval)
-        return self.status
+        return run_to_end(self, timeout, "the engine", interval)
 
     def cancel(self) -> None:
         """Kill the engine's process tree; the scene stays as it was, temporary files go."""

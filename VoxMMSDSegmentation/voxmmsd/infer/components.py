@@ -19,7 +19,7 @@ only the size rule applies, around the main lesion. The ET rule does the same fo
 
 from __future__ import annotations
 
-from typing import List, Mapping, Optional, Sequence, Tuple
+from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -66,13 +66,8 @@ def remove_components_by_evidence(label: np.ndarray, images: Mapping[str, np.nda
     """Remove (set to 0) the whole-tumour components the rule drops; the label map and a note."""
     if min_voxels <= 1 or not label.any():
         return label, []
-    comps, evidence = tumour_components(images, label, spacing_zyx, brain_mask)
-    main, drop = _decide(comps, evidence, min_voxels, spacing_zyx, connect_mm)
-    if not drop or main is None:
-        return label, []
-    out = label.copy()
-    out[np.isin(comps, [e.index for e, _ in drop])] = 0
-    return out, [_note("removed", main, drop)]
+    found = tumour_components(images, label, spacing_zyx, brain_mask)
+    return _apply(label, found, min_voxels, spacing_zyx, connect_mm, 0, "removed", "main lesion")
 
 
 def relabel_et_by_evidence(label: np.ndarray, images: Mapping[str, np.ndarray], spacing_zyx: Sequence[float],
@@ -82,10 +77,17 @@ def relabel_et_by_evidence(label: np.ndarray, images: Mapping[str, np.ndarray], 
     enhances); the label map and a note. ET specks are dropped wherever they lie (``connect_mm`` 0)."""
     if min_voxels <= 1 or not np.any(label == 3):
         return label, []
-    comps, evidence = et_components(images, label, spacing_zyx, brain_mask)
+    found = et_components(images, label, spacing_zyx, brain_mask)
+    return _apply(label, found, min_voxels, spacing_zyx, connect_mm, 1, "relabelled NETC", "main ET")
+
+
+def _apply(label: np.ndarray, found: Tuple[np.ndarray, List[Any]], min_voxels: int, spacing_zyx: Sequence[float],
+           connect_mm: float, value: int, what: str, main_name: str) -> Tuple[np.ndarray, List[str]]:
+    """Set the components the rule drops to ``value``; the label map and a note (``what`` was done to them)."""
+    comps, evidence = found
     main, drop = _decide(comps, evidence, min_voxels, spacing_zyx, connect_mm)
     if not drop or main is None:
         return label, []
     out = label.copy()
-    out[np.isin(comps, [e.index for e, _ in drop])] = 1
-    return out, [_note("relabelled NETC", main, drop).replace("main lesion", "main ET")]
+    out[np.isin(comps, [e.index for e, _ in drop])] = value
+    return out, [_note(what, main, drop).replace("main lesion", main_name)]
