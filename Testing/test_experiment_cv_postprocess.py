@@ -60,9 +60,9 @@ def _island_cases(root: Path) -> Path:
 def test_nested_choice_removes_the_islands_and_writes_the_record(tmp_path: Path) -> None:
     data = _island_cases(tmp_path)
     cv = tmp_path / "cv"
-    assert main(["experiment", "crossval", "postprocess", "--data", str(data), "--splits", str(tmp_path / "splits.json"),
-                 "--out", str(cv), "--name", "arm", "--kind", "components", "--limits", "0,0.1", "--write",
-                 "--exclude", "c3"]) == 0
+    assert main(["experiment", "crossval", "postprocess", "--data", str(data), "--splits",
+                 str(tmp_path / "splits.json"), "--out", str(cv), "--name", "arm", "--kind", "components",
+                 "--limits", "0,0.1", "--write", "--exclude", "c3"]) == 0
     record = json.loads((cv / "arm" / "postprocess-components.json").read_text())
     assert record["chosen_ml_per_fold"] == [0.1, 0.1]  # chosen on the other fold, the island removed
     assert record["excluded"] == ["c3"] and sorted(record["per_case_applied"]) == ["c0", "c1", "c2"]
@@ -84,8 +84,8 @@ def test_a_missing_prediction_and_a_bad_kind_are_refused(tmp_path: Path) -> None
 
     data = _island_cases(tmp_path)
     (tmp_path / "cv" / "arm" / "pred" / "c1" / "segmentation.nii.gz").unlink()
-    assert main(["experiment", "crossval", "postprocess", "--data", str(data), "--splits", str(tmp_path / "splits.json"),
-                 "--out", str(tmp_path / "cv"), "--name", "arm", "--kind", "et"]) == 1
+    assert main(["experiment", "crossval", "postprocess", "--data", str(data), "--splits",
+                 str(tmp_path / "splits.json"), "--out", str(tmp_path / "cv"), "--name", "arm", "--kind", "et"]) == 1
     assert not (tmp_path / "cv" / "arm" / "postprocess.json").exists()
     with pytest.raises(InputError, match="Unknown post-processing kind"):
         limits_for("islands", 1.0)

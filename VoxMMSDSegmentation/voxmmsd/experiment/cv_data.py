@@ -66,7 +66,13 @@ def case_folders(data: Path) -> Dict[str, Path]:
     from voxmmsd.io.discovery import find_dataset
 
     ds = find_dataset(Path(data), require_all=True, require_labels=True)
-    return {c.case_id: Path(c.folder) for c in ds.cases}
+    out: Dict[str, Path] = {}
+    for c in ds.cases:
+        if c.folder is None:
+            raise InputError(f"{data}: case {c.case_id} has no folder of its own (an nnU-Net imagesTr/labelsTr "
+                             f"layout?); cross-validation links one folder per case. Give a folder of case folders.")
+        out[c.case_id] = Path(c.folder)
+    return out
 
 
 def excluded_ids(listed: Optional[str], seen_by: Optional[Path]) -> List[str]:

@@ -83,6 +83,8 @@ def score_case(case_dir: Path, pred_path: Path, kind: str, limits: Sequence[floa
     if not Path(pred_path).is_file():
         raise InputError(f"No prediction {pred_path}: run `voxmmsd experiment crossval run` first (or give --pred).")
     files = find_case(case_dir)
+    if files.label is None:
+        raise InputError(f"Case {case_dir} has no reference label map.")
     label, geometry, _ = load_label(pred_path, what="prediction")
     ref, _, _ = load_label(files.label, what="reference label map")
     case = load_case(files, with_label=False)

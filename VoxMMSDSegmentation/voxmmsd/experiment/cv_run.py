@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from voxmmsd.experiment import cv_engine
 from voxmmsd.experiment.crossval import read_splits, restrict_folds, training_ids
@@ -46,7 +46,7 @@ class RunOptions:
     folds: Optional[Tuple[int, ...]] = None  # None: every fold
     device: str = "cpu"
     segment: bool = True  # False: train only
-    segment_options: Tuple[str, ...] = field(default_factory=tuple)
+    segment_options: Tuple[str, ...] = ()  # more `voxmmsd segment` options, e.g. --tta
 
 
 def fold_model(arm: Arm, k: int, model: Optional[Path]) -> Path:
