@@ -53,8 +53,16 @@ def test_warm_start_arm_excludes_the_cases_its_model_saw(tmp_path: Path, capsys:
         assert main(["experiment", "crossval", "score", *common, "--name", name, *seen]) == 0
         summary = json.loads((cv / name / "eval" / "crossval.json").read_text())
         assert summary["excluded"] == ["case1"] and summary["summary"]["WT"]["dice"]["n"] == 3
+    variant = tmp_path / "variant"  # e.g. simulated thick slices: the same ids, segmented by their fold's model
+    variant.mkdir()
+    for c in ("case1", "case2"):
+        (variant / c).symlink_to(data / c, target_is_directory=True)
+    assert main(["experiment", "crossval", "variant", "--variant", str(variant), "--pred-name", "pred-v",
+                 "--splits", str(tmp_path / "splits.json"), "--out", str(cv), "--name", "base",
+                 "--model", str(pkg), *seen]) == 0
+    assert sorted(p.name for p in (cv / "base" / "pred-v").iterdir() if p.is_dir()) == ["case2"]  # case1 excluded
     log = (cv / "base" / "log.txt").read_text()
-    assert log.count("$ voxmmsd segment --batch") == 2 and "--model " + str(pkg) in log
+    assert log.count("$ voxmmsd segment --batch") == 3 and "--model " + str(pkg) in log
     capsys.readouterr()
     assert main(["experiment", "crossval", "compare", "--out", str(cv), "--json", str(tmp_path / "cmp.json"),
                  "base", "again"]) == 0
