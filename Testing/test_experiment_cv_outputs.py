@@ -142,3 +142,29 @@ def test_a_failing_command_names_itself_and_the_log(tmp_path: Path) -> None:
     with pytest.raises(VoxMMSDError, match=r"`voxmmsd experiment` ended with status 2; see .*log.txt"):
         run_command(["experiment"], tmp_path / "log.txt")
     assert (tmp_path / "log.txt").read_text().startswith("$ voxmmsd experiment\n")
+    with pytest.raises(VoxMMSDError, match="options were refused"):
+        run_command(["segment", "--batch", str(tmp_path), "--out", str(tmp_path / "o"), "--bogus"], tmp_path / "log.txt")
+
+
+def test_a_command_leaves_the_logging_as_it_found_it(tmp_path: Path) -> None:
+    import logging
+
+    from voxmmsd.experiment.cv_engine import run_command
+
+    console = logging.StreamHandler()
+    console.setLevel(logging.INFO)
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(console)
+    root.setLevel(logging.INFO)
+    before = list(root.handlers)
+    try:
+        (tmp_path / "pred").mkdir()
+        with pytest.raises(InputError):  # evaluate finds nothing to score: its error, unchanged
+            run_command(["evaluate", "--pred", str(tmp_path / "pred"), "--ref", str(tmp_path / "pred"),
+                         "--out", str(tmp_path / "ev")], tmp_path / "log.txt")
+        assert console.level == logging.INFO and root.handlers == before  # no handler left behind
+        assert "$ voxmmsd evaluate" in (tmp_path / "log.txt").read_text()
+    finally:
+        root.removeHandler(console)
+        root.setLevel(old_level)

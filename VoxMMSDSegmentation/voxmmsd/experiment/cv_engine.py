@@ -4,7 +4,7 @@ Each is the command a user runs (``voxmmsd finetune``, ``voxmmsd segment --batch
 evaluate``), built from the same argument parser and run by the same function, so the numbers a
 cross-validation reports are those of the shipped path. :func:`segment_cases` is the one place a
 cross-validation segments. What a command prints goes to the experiment's ``log.txt``, after a
-``$ voxmmsd ...`` line.
+``$ voxmmsd ...`` line, with its log records (the console keeps the warnings).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import logging
 import shlex
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import Iterator, List, Optional, Sequence, TextIO
 
 from voxmmsd.errors import VoxMMSDError
 
@@ -30,17 +30,39 @@ def run_command(argv: Sequence[str], log_path: Path) -> float:
 
     line = "voxmmsd " + " ".join(shlex.quote(str(a)) for a in argv)
     log.info("$ %s", line)
-    args = build_parser().parse_args(bare_options([str(a) for a in argv]))
+    try:
+        args = build_parser().parse_args(bare_options([str(a) for a in argv]))
+    except SystemExit:  # argparse said why on stderr
+        raise VoxMMSDError(f"`{line}`: the options were refused (see above).") from None
     t0 = time.perf_counter()
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "a", encoding="utf-8") as fh:
         fh.write(f"$ {line}\n")
         fh.flush()
-        with contextlib.redirect_stdout(fh):
+        with _into(fh):
             status = int(args.func(args) or 0)
     if status:
         raise VoxMMSDError(f"`{line}` ended with status {status}; see {log_path}.")
     return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def _into(fh: TextIO) -> Iterator[None]:
+    """The command's printed output and its log records go to ``fh``; only warnings still reach the console."""
+    root = logging.getLogger()
+    handler = logging.StreamHandler(fh)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    console = [(h, h.level) for h in root.handlers]
+    for h, level in console:
+        h.setLevel(max(level, logging.WARNING))
+    root.addHandler(handler)
+    try:
+        with contextlib.redirect_stdout(fh):
+            yield
+    finally:
+        root.removeHandler(handler)
+        for h, level in console:
+            h.setLevel(level)
 
 
 def segment_cases(cases: Path, out: Path, model: Path, device: str, log_path: Path,

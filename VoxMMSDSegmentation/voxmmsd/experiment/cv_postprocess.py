@@ -37,13 +37,20 @@ REGIONS = ("WT", "TC", "ET")
 
 
 @dataclass
-class ScoredCase:
-    """One case's prediction, the inputs of the rules, and its scores per limit."""
+class CaseInputs:
+    """What the rules and the scores of one case need: its prediction, reference and images (one grid)."""
 
     label: np.ndarray
     geometry: Any
     images: Dict[str, np.ndarray]
-    brain_mask: Any
+    brain_mask: Optional[np.ndarray]
+    reference: np.ndarray
+
+
+@dataclass
+class ScoredCase:
+    """One case's scores per limit (its images are not kept: a cohort's would not fit in memory)."""
+
     result: Dict[float, Dict[str, Dict[str, float]]]  # limit -> region -> {dice, lesion_dice}
     score: Dict[float, float]  # limit -> the criterion
 
@@ -57,7 +64,7 @@ def limits_for(kind: str, limit_ml: float) -> Any:
     return PostprocessLimits(**{KINDS[kind]: float(limit_ml)})
 
 
-def apply_limit(case: ScoredCase, kind: str, limit_ml: float) -> np.ndarray:
+def apply_limit(case: CaseInputs, kind: str, limit_ml: float) -> np.ndarray:
     """The case's prediction after the engine's post-processing with ``kind``'s rule at ``limit_ml``."""
     from voxmmsd.infer.postprocess import postprocess_label
 
@@ -74,11 +81,11 @@ def criterion(kind: str, scores: Dict[str, Dict[str, float]]) -> float:
     return float(np.mean([scores[r]["lesion_dice"] for r in REGIONS]))
 
 
-def score_case(case_dir: Path, pred_path: Path, kind: str, limits: Sequence[float]) -> ScoredCase:
-    """Read a case's prediction, reference and images (the engine's readers) and score every limit."""
+def read_inputs(case_dir: Path, pred_path: Path) -> CaseInputs:
+    """Read a case's prediction, reference and images with the engine's readers."""
     from voxmmsd.io.discovery import find_case
     from voxmmsd.io.reader import load_case
-    from voxmmsd.metrics.evaluate import EvaluationConfig, evaluate_case, load_label
+    from voxmmsd.metrics.evaluate import load_label
 
     if not Path(pred_path).is_file():
         raise InputError(f"No prediction {pred_path}: run `voxmmsd experiment crossval run` first (or give --pred).")
@@ -88,13 +95,20 @@ def score_case(case_dir: Path, pred_path: Path, kind: str, limits: Sequence[floa
     label, geometry, _ = load_label(pred_path, what="prediction")
     ref, _, _ = load_label(files.label, what="reference label map")
     case = load_case(files, with_label=False)
-    if tuple(case.geometry.shape) != tuple(label.shape):
+    if tuple(case.geometry.shape) != tuple(label.shape) or tuple(ref.shape) != tuple(label.shape):
         raise InputError(f"Prediction {pred_path} ({label.shape}) is not on the grid of case {case_dir} "
                          f"({tuple(case.geometry.shape)}).")
-    scored = ScoredCase(label, geometry, {s: case.channel(s) for s in case.sequences}, case.brain_mask, {}, {})
+    return CaseInputs(label, geometry, {s: case.channel(s) for s in case.sequences}, case.brain_mask, ref)
+
+
+def score_case(case: CaseInputs, kind: str, limits: Sequence[float]) -> ScoredCase:
+    """The case's WT, TC and ET scores and the criterion after each limit."""
+    from voxmmsd.metrics.evaluate import EvaluationConfig, evaluate_case
+
+    scored = ScoredCase({}, {})
     regions_only = EvaluationConfig(subregions=False)  # WT, TC, ET only: the single labels are not needed
     for lim in limits:
-        ev = evaluate_case(apply_limit(scored, kind, lim), ref, geometry.spacing, regions_only)
+        ev = evaluate_case(apply_limit(case, kind, lim), case.reference, case.geometry.spacing, regions_only)
         scored.result[lim] = {r: {"dice": ev[r]["dice"], "lesion_dice": ev[r]["lesion_dice"]} for r in REGIONS}
         scored.score[lim] = criterion(kind, scored.result[lim])
     return scored
@@ -119,7 +133,7 @@ def choose_limits(arm: Arm, kind: str, limits: Sequence[float], pred: Optional[P
     for c in sorted(c for f in folds for c in f):
         if c not in dirs:
             raise InputError(f"Case {c} of {arm.splits} is not in {arm.data}.")
-        cases[c] = score_case(dirs[c], pred_dir / c / "segmentation.nii.gz", kind, limits)
+        cases[c] = score_case(read_inputs(dirs[c], pred_dir / c / "segmentation.nii.gz"), kind, limits)
         log.info("%s: %s", c, {lim: round(v, 3) for lim, v in cases[c].score.items()})
     chosen = choose_nested({c: s.score for c, s in cases.items()}, folds)
     dest = exp / f"pred-pp-{kind}"
@@ -127,9 +141,10 @@ def choose_limits(arm: Arm, kind: str, limits: Sequence[float], pred: Optional[P
     for k, f in enumerate(folds):
         for c in f:
             applied[c] = cases[c].result[chosen[k]]
-            if write:
+            if write:  # read again: the images of every case are never held at once
+                inputs = read_inputs(dirs[c], pred_dir / c / "segmentation.nii.gz")
                 (dest / c).mkdir(parents=True, exist_ok=True)
-                write_label_nifti(apply_limit(cases[c], kind, chosen[k]), cases[c].geometry,
+                write_label_nifti(apply_limit(inputs, kind, chosen[k]), inputs.geometry,
                                   dest / c / "segmentation.nii.gz")
     return nested_record(kind, limits, chosen, applied, cases, drop)
 
