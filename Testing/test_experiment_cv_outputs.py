@@ -143,7 +143,8 @@ def test_a_failing_command_names_itself_and_the_log(tmp_path: Path) -> None:
         run_command(["experiment"], tmp_path / "log.txt")
     assert (tmp_path / "log.txt").read_text().startswith("$ voxmmsd experiment\n")
     with pytest.raises(VoxMMSDError, match="options were refused"):
-        run_command(["segment", "--batch", str(tmp_path), "--out", str(tmp_path / "o"), "--bogus"], tmp_path / "log.txt")
+        run_command(["segment", "--batch", str(tmp_path), "--out", str(tmp_path / "o"), "--bogus"],
+                    tmp_path / "log.txt")
 
 
 def test_a_command_leaves_the_logging_as_it_found_it(tmp_path: Path) -> None:
