@@ -40,7 +40,7 @@ score() {  # score PRED REF NAME
 }
 
 check_folds() {  # check_folds CV: the committed folds, and every case linked into CV/data
-  $PY scripts/crossval.py splits --source brats2018="$DATA/brats2018" --source extra="$DATA/extra" \
+  "$VX" experiment crossval splits --source brats2018="$DATA/brats2018" --source extra="$DATA/extra" \
       --out "$1/splits-check.json" --data-out "$1/data" > /dev/null
   cmp <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$SPLITS") \
       <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$1/splits-check.json") \
@@ -59,7 +59,7 @@ if [ "$MODE" = protocol ]; then
   KEEP=${KEEP:-pieces/v3}
   mkdir -p "$CV"
   D=$DATA
-  $PY scripts/crossval.py splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
+  "$VX" experiment crossval splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
       --source brats2021="$D/extra/brats21" --source brats2023="$D/extra/brats23" \
       --source upenn-gbm="$D/extra/upenn-gbm" --together Brats18_2013_20_1,BraTS-GLI-00012-000 \
       --out "$CV/splits-check.json" --data-out "$CV/data" > /dev/null
@@ -70,10 +70,10 @@ if [ "$MODE" = protocol ]; then
   shifted() {  # shifted ARM [run/variant options]: segment and score every shift of ARM's held-out cases
     local arm=$1; shift
     for sh in $SHIFTS; do
-      $PY scripts/crossval.py variant --variant "$CV/shift/$sh" --pred-name "pred-$sh" --splits "$S3" \
+      "$VX" experiment crossval variant --variant "$CV/shift/$sh" --pred-name "pred-$sh" --splits "$S3" \
           --out "$CV" --name "$arm" "$@"
       local seen=(); [ "${1:-}" = --model ] && seen=(--exclude-seen-by "$2")
-      $PY scripts/crossval.py score --data "$CV/shift/$sh" --splits "$S3" --out "$CV" --name "$arm" \
+      "$VX" experiment crossval score --data "$CV/shift/$sh" --splits "$S3" --out "$CV" --name "$arm" \
           --pred "$CV/$arm/pred-$sh" --eval-name "eval-$sh" "${seen[@]}"
     done
   }
@@ -83,8 +83,8 @@ if [ "$MODE" = protocol ]; then
   if [[ " $STEPS " == *" baselines "* ]]; then
     for b in $BASELINES; do
       arm=${b%%=*}; model=${b#*=}
-      $PY scripts/crossval.py run "${X[@]}" --name "$arm" --model "$model" --exclude-seen-by "$model"
-      $PY scripts/crossval.py score "${X[@]}" --name "$arm" --exclude-seen-by "$model"
+      "$VX" experiment crossval run "${X[@]}" --name "$arm" --model "$model" --exclude-seen-by "$model"
+      "$VX" experiment crossval score "${X[@]}" --name "$arm" --exclude-seen-by "$model"
       shifted "$arm" --model "$model" --exclude-seen-by "$model"
     done
   fi
@@ -99,8 +99,8 @@ if [ "$MODE" = protocol ]; then
         echo "fold $k not trained yet ($TRAIN/fold$k, $KEEP/fold$k)"; exit 1
       fi
     done
-    $PY scripts/crossval.py run "${X[@]}" --name v3
-    $PY scripts/crossval.py score "${X[@]}" --name v3
+    "$VX" experiment crossval run "${X[@]}" --name v3
+    "$VX" experiment crossval score "${X[@]}" --name v3
     shifted v3
   fi
   if [[ " $STEPS " == *" loso "* ]]; then
@@ -125,16 +125,16 @@ PYEOF
       i=$((i + 1))
     done
     if [ ${#ready[@]} -gt 0 ]; then
-      $PY scripts/crossval.py run --data "$CV/data" --splits "$CV/loso-splits.json" --out "$CV" --name loso \
+      "$VX" experiment crossval run --data "$CV/data" --splits "$CV/loso-splits.json" --out "$CV" --name loso \
           --folds "$(IFS=,; echo "${ready[*]}")"
       missing=$($PY -c "import json,sys; f=json.load(open(sys.argv[1]))['folds']; r={int(v) for v in sys.argv[2].split(',')}; print(','.join(c for i, x in enumerate(f) if i not in r for c in x))" "$CV/loso-splits.json" "$(IFS=,; echo "${ready[*]}")")
-      $PY scripts/crossval.py score --data "$CV/data" --splits "$CV/loso-splits.json" --out "$CV" --name loso \
+      "$VX" experiment crossval score --data "$CV/data" --splits "$CV/loso-splits.json" --out "$CV" --name loso \
           ${missing:+--exclude "$missing"}
     fi
   fi
   if [[ " $STEPS " == *" table "* ]]; then
     args=(); for b in $BASELINES; do args+=(--baseline "$b"); done
-    $PY scripts/crossval.py protocol --out "$CV" --splits "$S3" --candidate v3 "${args[@]}"
+    "$VX" experiment crossval protocol --out "$CV" --splits "$S3" --candidate v3 "${args[@]}"
   fi
   exit 0
 fi
@@ -146,30 +146,30 @@ if [ "$MODE" = warmstart ]; then
   X=(--data "$CV/data" --splits "$SPLITS" --out "$CV")
   SEEN=(--exclude-seen-by "$START")
   # the baseline arm: 1.0.0 as it is (plain, then with TTA), on the cases it never trained on
-  $PY scripts/crossval.py run "${X[@]}" --name b100 --model "$START" "${SEEN[@]}"
-  $PY scripts/crossval.py run "${X[@]}" --name b100tta --model "$START" "${SEEN[@]}" --segment --tta
+  "$VX" experiment crossval run "${X[@]}" --name b100 --model "$START" "${SEEN[@]}"
+  "$VX" experiment crossval run "${X[@]}" --name b100tta --model "$START" "${SEEN[@]}" --segment --tta
   # the candidate arm: 1.0.0 continued on the other folds (the fold's own cases never seen)
-  $PY scripts/crossval.py run "${X[@]}" --name w210 --config scripts/recipes/cpu-warm-2.1.0.yaml \
+  "$VX" experiment crossval run "${X[@]}" --name w210 --config scripts/recipes/cpu-warm-2.1.0.yaml \
       --set data.cache_dir="$CV/cache1mm" "${SEEN[@]}"
   for name in b100 b100tta w210; do
-    $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}"
-    $PY scripts/crossval.py postprocess "${X[@]}" --name "$name" "${SEEN[@]}" --kind components \
+    "$VX" experiment crossval score "${X[@]}" --name "$name" "${SEEN[@]}"
+    "$VX" experiment crossval postprocess "${X[@]}" --name "$name" "${SEEN[@]}" --kind components \
         --limits 0,1,2,5,10,20 --write
-    $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}" \
+    "$VX" experiment crossval score "${X[@]}" --name "$name" "${SEEN[@]}" \
         --pred "$CV/$name/pred-pp-components" --eval-name eval-pp
     # then small ET components -> NETC, chosen the same way on the filtered predictions
-    $PY scripts/crossval.py postprocess "${X[@]}" --name "$name" "${SEEN[@]}" --kind et-components \
+    "$VX" experiment crossval postprocess "${X[@]}" --name "$name" "${SEEN[@]}" --kind et-components \
         --limits 0,0.1,0.25,0.5,1,2 --pred "$CV/$name/pred-pp-components" --write
-    $PY scripts/crossval.py score "${X[@]}" --name "$name" "${SEEN[@]}" \
+    "$VX" experiment crossval score "${X[@]}" --name "$name" "${SEEN[@]}" \
         --pred "$CV/$name/pred-pp-et-components" --eval-name eval-pp2
-    $PY scripts/crossval.py uncertainty --out "$CV" --name "$name"
+    "$VX" experiment crossval uncertainty --out "$CV" --name "$name"
   done
-  $PY scripts/crossval.py postprocess "${X[@]}" --name w210 "${SEEN[@]}" --kind et   # whole-ET rule: off in every fold
-  $PY scripts/crossval.py table --out "$CV" b100 b100:eval-pp b100:eval-pp2 b100tta w210 w210:eval-pp w210:eval-pp2
-  $PY scripts/crossval.py compare --out "$CV" b100 w210
-  $PY scripts/crossval.py compare --out "$CV" b100:eval-pp2 w210:eval-pp2
-  $PY scripts/crossval.py compare --out "$CV" w210 w210:eval-pp2
-  $PY scripts/crossval.py compare --out "$CV" b100 b100tta
+  "$VX" experiment crossval postprocess "${X[@]}" --name w210 "${SEEN[@]}" --kind et   # whole-ET rule: off in every fold
+  "$VX" experiment crossval table --out "$CV" b100 b100:eval-pp b100:eval-pp2 b100tta w210 w210:eval-pp w210:eval-pp2
+  "$VX" experiment crossval compare --out "$CV" b100 w210
+  "$VX" experiment crossval compare --out "$CV" b100:eval-pp2 w210:eval-pp2
+  "$VX" experiment crossval compare --out "$CV" w210 w210:eval-pp2
+  "$VX" experiment crossval compare --out "$CV" b100 b100tta
   # simulated 5 mm exams and each sequence left out, the 10 extra/ cases, out-of-fold models
   EXTRA=("$DATA"/extra/*/*/)
   mkdir -p "$OUT/inputs-extra"
@@ -178,9 +178,9 @@ if [ "$MODE" = warmstart ]; then
   for v in thick5mm no_t1n no_t1c no_t2w no_t2f; do
     for arm in b100 w210; do
       model=(); [ "$arm" = b100 ] && model=(--model "$START")
-      $PY scripts/crossval.py variant --variant "$OUT/variants/$v" --pred-name "pred-$v" --splits "$SPLITS" \
+      "$VX" experiment crossval variant --variant "$OUT/variants/$v" --pred-name "pred-$v" --splits "$SPLITS" \
           --out "$CV" --name "$arm" "${model[@]}" "${SEEN[@]}"
-      $PY scripts/crossval.py score --data "$OUT/variants/$v" --splits "$SPLITS" --out "$CV" --name "$arm" \
+      "$VX" experiment crossval score --data "$OUT/variants/$v" --splits "$SPLITS" --out "$CV" --name "$arm" \
           --pred "$CV/$arm/pred-$v" --eval-name "eval-$v"  # only extra/ cases: none excluded
     done
   done
@@ -192,11 +192,11 @@ if [ "$MODE" = crossval ]; then
   check_folds "$CV"
   for r in r100:cpu-1.0.0 r200:cpu-2.0.0; do
     name=${r%%:*}; recipe=${r##*:}
-    $PY scripts/crossval.py run --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
+    "$VX" experiment crossval run --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
         --config "scripts/recipes/$recipe.yaml" --set data.cache_dir="$CV/cache"
-    $PY scripts/crossval.py score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name"
-    $PY scripts/crossval.py postprocess --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" --write
-    $PY scripts/crossval.py score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
+    "$VX" experiment crossval score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name"
+    "$VX" experiment crossval postprocess --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" --write
+    "$VX" experiment crossval score --data "$CV/data" --splits "$SPLITS" --out "$CV" --name "$name" \
         --pred "$CV/$name/pred-pp-et" --eval-name eval-pp
   done
   exit 0

@@ -23,7 +23,7 @@ MIN_COMPONENT_ML=${MIN_COMPONENT_ML:-20}        # chosen by nested cross-validat
 MIN_ET_COMPONENT_ML=${MIN_ET_COMPONENT_ML:-1}
 START=${START:-Resources/models/voxmmsd-brats-default/1.0.0}
 mkdir -p "$WORK"
-$PY scripts/crossval.py splits --source brats2018="$DATA/brats2018" --source extra="$DATA/extra" \
+"$VX" experiment crossval splits --source brats2018="$DATA/brats2018" --source extra="$DATA/extra" \
     --out "$WORK/splits.json" --data-out "$WORK/data" > /dev/null
 if [ ! -f "$WORK/run/model/model.json" ]; then
   "$VX" finetune --data "$WORK/data" --out "$WORK/run" --val 0 --config scripts/recipes/cpu-warm-2.1.0.yaml \

@@ -36,7 +36,7 @@ else
 fi
 mkdir -p "$WORK"
 D=$DATA
-"$PY" scripts/crossval.py splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
+"$VX" experiment crossval splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
     --source brats2021="$D/extra/brats21" --source brats2023="$D/extra/brats23" \
     --source upenn-gbm="$D/extra/upenn-gbm" --together Brats18_2013_20_1,BraTS-GLI-00012-000 \
     --out "$WORK/splits.json" --data-out "$WORK/data" > /dev/null

@@ -1,4 +1,5 @@
-"""``voxmmsd experiment label-efficiency``: Dice against the number of labelled cases, scratch vs pre-trained."""
+"""``voxmmsd experiment``: ``label-efficiency`` (Dice against the number of labelled cases, scratch vs
+pre-trained) and ``crossval`` (k-fold cross-validation, :mod:`voxmmsd.cli.crossval`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 
 def add_parser(sub: Any) -> None:
-    p = sub.add_parser("experiment", help="research experiments (label-efficiency)",
+    p = sub.add_parser("experiment", help="research experiments (label-efficiency, crossval)",
                        description="Experiments to run on a local cohort.")
     kinds = p.add_subparsers(dest="experiment", metavar="EXPERIMENT")
     le = kinds.add_parser(
@@ -32,6 +33,9 @@ def add_parser(sub: Any) -> None:
     le.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="fine-tuning setting for every run, e.g. --set network.channels=[8,16,32,64,128]")
     le.set_defaults(func=run_label_efficiency)
+    from voxmmsd.cli.crossval import add_crossval_parser
+
+    add_crossval_parser(kinds)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 
 

@@ -76,7 +76,7 @@ def read_splits(path: Path) -> List[List[str]]:
         data = json.loads(path.read_text(encoding="utf-8"))
         folds = [[str(c) for c in f] for f in data["folds"]]
     except FileNotFoundError:
-        raise InputError(f"Split file not found: {path}. Create one with scripts/crossval.py splits.") from None
+        raise InputError(f"Split file not found: {path}. Create one with voxmmsd experiment crossval splits.") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise InputError(f"Split file {path} is not a cross-validation split ({exc}).") from None
     seen: set = set()

@@ -1,4 +1,5 @@
-"""The model protocol's tables as Markdown, from the result ``crossval.py protocol`` writes (protocol.json).
+"""The model protocol's tables as Markdown, from the result ``voxmmsd experiment crossval protocol`` writes
+(protocol.json).
 
 Pure functions of that JSON: the model card's tables are pasted from here, never typed by hand.
 """

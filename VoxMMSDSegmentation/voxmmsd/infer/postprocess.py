@@ -1,8 +1,14 @@
-"""From class logits to a label map: argmax, tiny-component removal, label convention."""
+"""From class logits to a label map: argmax, tiny-component removal, label convention.
+
+:func:`postprocess_label` is the engine's one post-processing step of a finished label map (the
+predictor's, and the cross-validation that chooses its limits: ``voxmmsd experiment crossval
+postprocess``).
+"""
 
 from __future__ import annotations
 
-from typing import Tuple
+from dataclasses import dataclass
+from typing import List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -136,3 +142,41 @@ def confidence_map(scores: np.ndarray, output: str = "classes") -> np.ndarray:
     top = 1.0 / e.sum(axis=0)  # exp(0) / sum
     k = s.shape[0]
     return np.clip((top - 1.0 / k) / (1.0 - 1.0 / k), 0.0, 1.0)
+
+
+@dataclass(frozen=True)
+class PostprocessLimits:
+    """The post-processing limits in mL (0 = off), the package's ``inference`` keys of the same names."""
+
+    min_et_ml: float = 0.0  # the whole predicted ET under this -> NETC
+    min_et_component_ml: float = 0.0  # ET components under this (judged on the images) -> NETC
+    min_component_ml: float = 0.0  # tumour components under this (judged on the images) removed
+
+
+def postprocess_label(label: np.ndarray, images: Mapping[str, np.ndarray], spacing_zyx: Sequence[float],
+                      voxel_volume_ml: float, limits: PostprocessLimits,
+                      brain_mask: Optional[np.ndarray] = None) -> Tuple[np.ndarray, List[str]]:
+    """The label map after the product's post-processing rules, in their order, and a note per change.
+
+    1. a whole ET smaller than ``min_et_ml`` becomes NETC (:func:`small_et_to_netc`);
+    2. ET components under ``min_et_component_ml`` become NETC, 3. tumour components under
+       ``min_component_ml`` are removed, both judged on the ``images`` (sequence key -> (z, y, x)
+       array on the label's grid) by :mod:`voxmmsd.infer.components`.
+    """
+    from voxmmsd.infer.components import relabel_et_by_evidence, remove_components_by_evidence
+
+    notes: List[str] = []
+    n_et = min_component_voxels(limits.min_et_ml, voxel_volume_ml)
+    if n_et:
+        label, relabelled = small_et_to_netc(label, n_et)
+        if relabelled:
+            notes.append(f"ET of {relabelled} voxel(s), under {limits.min_et_ml} mL, relabelled NETC")
+    n_et_comp = min_component_voxels(limits.min_et_component_ml, voxel_volume_ml)
+    if n_et_comp:
+        label, found = relabel_et_by_evidence(label, images, spacing_zyx, n_et_comp, brain_mask)
+        notes += [f"ET components (limit {limits.min_et_component_ml} mL): {n}" for n in found]
+    n_min = min_component_voxels(limits.min_component_ml, voxel_volume_ml)
+    if n_min:
+        label, found = remove_components_by_evidence(label, images, spacing_zyx, n_min, brain_mask)
+        notes += [f"tumour components (limit {limits.min_component_ml} mL): {n}" for n in found]
+    return label, notes

@@ -19,14 +19,8 @@ from voxmmsd.infer import uncertainty, window
 from voxmmsd.infer.acquisition import working_preprocessing
 from voxmmsd.infer.backends.base import Backend, DeviceOutOfMemoryError
 from voxmmsd.infer.backends.select import create_backend
-from voxmmsd.infer.components import relabel_et_by_evidence, remove_components_by_evidence
 from voxmmsd.infer.memory import available_memory_bytes, max_whole_voxels
-from voxmmsd.infer.postprocess import (
-    confidence_map,
-    labels_from_scores,
-    min_component_voxels,
-    small_et_to_netc,
-)
+from voxmmsd.infer.postprocess import PostprocessLimits, confidence_map, labels_from_scores, postprocess_label
 from voxmmsd.infer.tta import mirror_axes, with_mirroring
 from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
 from voxmmsd.io.geometry import Geometry
@@ -270,23 +264,12 @@ class Predictor:
         self._tta_masks = []
         label = turn.undo(restore(small, prepared))
         del scores, conf
-        removed_note = []
-        n_et = min_component_voxels(self.min_et_ml, case.geometry.voxel_volume_ml)
-        if n_et:
-            label, relabelled = small_et_to_netc(label, n_et)
-            if relabelled:
-                removed_note.append(f"ET of {relabelled} voxel(s), under {self.min_et_ml} mL, relabelled NETC")
         # the component rules judge each component on the images (voxmmsd.infer.components)
         images = {s: case.channel(s) for s in case.sequences}
         spacing_zyx = tuple(float(v) for v in case.geometry.spacing[::-1])
-        n_et_comp = min_component_voxels(self.min_et_component_ml, case.geometry.voxel_volume_ml)
-        if n_et_comp:
-            label, notes = relabel_et_by_evidence(label, images, spacing_zyx, n_et_comp, case.brain_mask)
-            removed_note += [f"ET components (limit {self.min_et_component_ml} mL): {n}" for n in notes]
-        n_min = min_component_voxels(self.min_component_ml, case.geometry.voxel_volume_ml)
-        if n_min:
-            label, notes = remove_components_by_evidence(label, images, spacing_zyx, n_min, case.brain_mask)
-            removed_note += [f"tumour components (limit {self.min_component_ml} mL): {n}" for n in notes]
+        label, removed_note = postprocess_label(label, images, spacing_zyx, case.geometry.voxel_volume_ml,
+                                                PostprocessLimits(self.min_et_ml, self.min_et_component_ml,
+                                                                  self.min_component_ml), case.brain_mask)
         t3 = time.perf_counter()
         # the plausibility checks of the final label map, on the same path for every caller
         checked = assess(images, label, spacing_zyx, case.brain_mask, lr_axis_of(case.geometry.direction), unsure)
