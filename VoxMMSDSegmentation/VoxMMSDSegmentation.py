@@ -494,11 +494,11 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def assignInputs(scene) -> Dict[str, Any]:
         """Sequence key -> volume node guessed from the names of the scene's volumes."""
-        from VoxMMSDSegmentationLib.naming import assign_inputs
+        from voxmmsd.sequences import assign_volumes
 
         nodes = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode", scene)
                  if not n.IsA("vtkMRMLLabelMapVolumeNode")]
-        names = assign_inputs([n.GetName() for n in nodes])
+        names = assign_volumes([n.GetName() for n in nodes])
         by_name = {n.GetName(): n for n in nodes}
         return {key: by_name.get(name) if name else None for key, name in names.items()}
 
