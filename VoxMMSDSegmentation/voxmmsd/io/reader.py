@@ -12,8 +12,9 @@ import SimpleITK as sitk
 
 from voxmmsd.errors import InputError
 from voxmmsd.io.access import check_openable
-from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri, nifti_version
+from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_mri
 from voxmmsd.io.discovery import CaseFiles, check_sequences
+from voxmmsd.io.filecheck import check_file_complete, nifti_version
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
 from voxmmsd.io.orientation import same_voxels, turn_onto
 from voxmmsd.sequences import REFERENCE, SEQUENCE_NAMES, SEQUENCES, reference_for
