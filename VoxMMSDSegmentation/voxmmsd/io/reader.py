@@ -125,7 +125,7 @@ def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
     return image, warnings
 
 
-def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometry]) -> None:
+def check_label_grid(files: CaseFiles, label: Geometry, grids: Mapping[str, Geometry]) -> None:
     """Refuse a label map that is not on the grid of one of the case's images: a label is drawn on an image, so a
     label on no image's grid (shifted, another resolution, another case) would be resampled into a wrong one."""
     if any(same_voxels(label, g) for g in grids.values()):  # (stored in any axis order)
