@@ -21,9 +21,10 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from voxmmsd.errors import InputError
 from voxmmsd.io.access import check_openable, is_broken_link
 from voxmmsd.io.results import tool_written
-from voxmmsd.sequences import LABEL, NNUNET_CHANNELS, SEQUENCE_NAMES, SEQUENCES, classify, missing
+from voxmmsd.sequences import LABEL, NNUNET_CHANNELS, SEQUENCE_NAMES, SEQUENCES, classify, classify_name, missing
 
 IMAGE_EXTENSIONS: Tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
 
 @dataclass(frozen=True)
 class CaseFiles:
@@ -193,7 +194,8 @@ def case_from_paths(paths: Mapping[str, Optional[Path]], case_id: Optional[str] 
     if case_id is None:
         first = sequences.get("t1c") or next(iter(sequences.values()))
         stem = strip_extension(first.name)
-        case_id = re.sub(r"[-_.](t1c|t1ce|t1n|t1|t2w|t2|t2f|flair|000[0-3])$", "", stem, flags=re.I) or stem
+        last = re.search(r"[-_.][^-_.]+$", stem)  # "<case>_t1ce" -> "<case>": the token naming the sequence
+        case_id = stem[:last.start()] if last and last.start() and classify_name(last.group()) in SEQUENCES else stem
     return CaseFiles(case_id, sequences, Path(label) if label else None, None)
 
 
