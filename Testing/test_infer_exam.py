@@ -20,9 +20,9 @@ from test_models_package import build_tiny_package
 from voxmmsd import rawexam, synthetic
 from voxmmsd.cli.main import main
 from voxmmsd.errors import InputError
-from voxmmsd.infer import register as reg
-from voxmmsd.infer.acquisition import acquisition_warnings, working_preprocessing
-from voxmmsd.infer.exam import ExamOptions, load_exam
+from voxmmsd.exam import register as reg
+from voxmmsd.exam.acquisition import acquisition_warnings, working_preprocessing
+from voxmmsd.exam.load import ExamOptions, load_exam
 from voxmmsd.io.discovery import find_case
 from voxmmsd.preprocessing import PreprocessConfig
 

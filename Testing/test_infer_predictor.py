@@ -163,7 +163,7 @@ def test_skull_strip_warning(package, tmp_path: Path) -> None:
 
 
 def test_register_aligns_a_shifted_sequence(package, tmp_path: Path) -> None:
-    from voxmmsd.infer.exam import ExamOptions, load_exam
+    from voxmmsd.exam.load import ExamOptions, load_exam
 
     geom = synthetic.default_geometry((40, 48, 36))
     shifted = synthetic.Geometry(geom.size, geom.spacing, tuple(o + d for o, d in zip(geom.origin, (3.0, -2.0, 0.0))),

@@ -9,7 +9,8 @@ import pytest
 import SimpleITK as sitk
 from voxmmsd import synthetic
 from voxmmsd.errors import InputError
-from voxmmsd.io.checks import background_value, check_file_complete, check_mri, looks_skull_stripped
+from voxmmsd.io.checks import background_value, check_mri, looks_skull_stripped
+from voxmmsd.io.filecheck import check_file_complete
 
 GEOM = synthetic.default_geometry((32, 40, 28))
 

@@ -9,15 +9,9 @@ import pytest
 import SimpleITK as sitk
 from voxmmsd import synthetic
 from voxmmsd.errors import InputError
-from voxmmsd.io.discovery import (
-    SEQUENCES,
-    case_from_paths,
-    classify_clinical,
-    classify_name,
-    find_case,
-    find_dataset,
-)
+from voxmmsd.io.discovery import case_from_paths, find_case, find_dataset
 from voxmmsd.io.reader import load_case
+from voxmmsd.sequences import SEQUENCES, classify_clinical, classify_name
 
 
 @pytest.mark.parametrize("naming", ["brats2023", "legacy", "short"])

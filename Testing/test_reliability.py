@@ -1296,7 +1296,7 @@ def formula_in_case_ids(env: Env) -> None:
 
 @fault("determinism", "same")
 def registration_twice_same_transform(env: Env) -> None:
-    from voxmmsd.infer import register as reg
+    from voxmmsd.exam import register as reg
 
     g = synthetic.default_geometry((64, 72, 56), spacing=(2.0, 2.0, 2.0))
     ph = synthetic.random_phantom(3)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from voxmmsd import skullstrip
 from voxmmsd.errors import ConfigError
+from voxmmsd.exam import skullstrip
 
 pytest.importorskip("deepbet")
 
@@ -22,7 +22,7 @@ def test_a_network_with_another_checksum_is_refused(monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_mode_is_refused() -> None:
-    from voxmmsd.infer.register import check_mode
+    from voxmmsd.exam.register import check_mode
 
     assert check_mode("AUTO", "--skull-strip") == "auto"
     with pytest.raises(ConfigError, match="--skull-strip 'yes'; use one of auto, on, off"):

@@ -1,5 +1,5 @@
 """The Slicer module's packaging and its plain-Python decisions: CMake lists, Python 3.9
-syntax, the .ui widgets the code uses, input naming, the model list, dependencies, commands."""
+syntax, the .ui widgets the code uses, the model list, dependencies, commands."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ MODULE_DIR = ROOT / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from VoxMMSDSegmentationLib import commands, naming  # noqa: E402
+from VoxMMSDSegmentationLib import commands  # noqa: E402
 
 SLICER_SIDE = [MODULE_DIR / "VoxMMSDSegmentation.py", ROOT / "scripts" / "slicer_batch.py"] + sorted(
     (MODULE_DIR / "VoxMMSDSegmentationLib").glob("*.py"))
@@ -117,9 +117,8 @@ def test_slicer_side_parses_as_python_39(path):
 
 def test_library_imports_without_slicer_or_qt():
     code = ("import sys; sys.path.insert(0, %r)\n" % str(MODULE_DIR)
-            + "import VoxMMSDSegmentationLib.%s\n" * 11 % ("batch", "chart", "commands", "dependencies", "events",
-                                                           "jobs", "models", "naming", "process", "scene",
-                                                           "segmentation")
+            + "import VoxMMSDSegmentationLib.%s\n" * 10 % ("batch", "chart", "commands", "dependencies", "events",
+                                                           "jobs", "models", "process", "scene", "segmentation")
             + "bad = [m for m in ('slicer', 'qt', 'torch', 'vtk', 'matplotlib') if m in sys.modules]\n"
             + "assert not bad, bad\n")
     import subprocess
@@ -139,28 +138,6 @@ def test_widget_names_exist_in_ui():
     assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "register", "refuse_implausible"}
     for key in params.values():
         assert re.search(rf"^\s+{key}: ", source, re.M), f"parameter {key} missing in the parameter node"
-
-
-# ------------------------------------------------------------------ input naming
-
-@pytest.mark.parametrize("names,expected", [
-    (["BraTS18_1_t1", "BraTS18_1_t1ce", "BraTS18_1_t2", "BraTS18_1_flair"],
-     {"t1n": "BraTS18_1_t1", "t1c": "BraTS18_1_t1ce", "t2w": "BraTS18_1_t2", "t2f": "BraTS18_1_flair"}),
-    (["BraTS-GLI-00001-000-t2f", "BraTS-GLI-00001-000-t1n", "BraTS-GLI-00001-000-t2w", "BraTS-GLI-00001-000-t1c"],
-     {"t1n": "BraTS-GLI-00001-000-t1n", "t1c": "BraTS-GLI-00001-000-t1c", "t2w": "BraTS-GLI-00001-000-t2w",
-      "t2f": "BraTS-GLI-00001-000-t2f"}),
-    (["T1 native", "T1 Gd", "T2-FLAIR", "T2"], {"t1n": "T1 native", "t1c": "T1 Gd", "t2w": "T2", "t2f": "T2-FLAIR"}),
-    (["sub-01_T1w", "sub-01_ce-gadolinium_T1w", "sub-01_FLAIR"],
-     {"t1n": "sub-01_T1w", "t1c": "sub-01_ce-gadolinium_T1w", "t2w": None, "t2f": "sub-01_FLAIR"}),
-    (["MR Head", "segmentation"], {"t1n": None, "t1c": None, "t2w": None, "t2f": None}),
-])
-def test_assign_inputs(names, expected):
-    assert naming.assign_inputs(names) == expected
-
-
-def test_each_volume_used_once():
-    got = naming.assign_inputs(["t1"])
-    assert list(got.values()).count("t1") == 1 and got["t1n"] == "t1"
 
 
 # ------------------------------------------------------------------ commands

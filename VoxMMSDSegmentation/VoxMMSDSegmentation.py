@@ -494,20 +494,23 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def assignInputs(scene) -> Dict[str, Any]:
         """Sequence key -> volume node guessed from the names of the scene's volumes."""
-        from VoxMMSDSegmentationLib.naming import assign_inputs
+        from voxmmsd.sequences import assign_volumes
 
         nodes = [n for n in slicer.util.getNodesByClass("vtkMRMLScalarVolumeNode", scene)
                  if not n.IsA("vtkMRMLLabelMapVolumeNode")]
-        names = assign_inputs([n.GetName() for n in nodes])
+        names = assign_volumes([n.GetName() for n in nodes])
         by_name = {n.GetName(): n for n in nodes}
         return {key: by_name.get(name) if name else None for key, name in names.items()}
 
     @staticmethod
     def inputProblem(inputs: Dict[str, Any], model) -> str:
         """Why Apply is disabled ("" when it can run)."""
+        from voxmmsd.sequences import SEQUENCES
+        from voxmmsd.sequences import missing as missing_sequences
+
         needed = list(model.sequences) if model is not None and not model.tolerates_missing else \
-            ["t1c"] if model is not None else ["t1n", "t1c", "t2w", "t2f"]
-        missing = [key for key in needed if inputs.get(key) is None]
+            ["t1c"] if model is not None else list(SEQUENCES)
+        missing = missing_sequences([key for key, node in inputs.items() if node is not None], needed)
         if missing:
             return "Select the input volume(s): " + ", ".join(missing)
         chosen = [n for n in inputs.values() if n is not None]

@@ -177,11 +177,11 @@ def proposal_of(seg: Any) -> "tuple[Optional[Path], Optional[str]]":
 
 def export_case(scene: Any, inputs: Mapping[str, Any], seg: Any, folder: Path) -> Dict[str, Path]:
     """Write the four volumes (``t1n``... ``.nrrd``) and the reviewed label map (``seg.nrrd``, T1c grid)."""
-    from voxmmsd.io.discovery import SEQUENCE_NAMES
+    from voxmmsd.sequences import SEQUENCE_NAMES, missing
 
-    missing = [SEQUENCE_NAMES[k] for k in ("t1n", "t1c", "t2w", "t2f") if inputs.get(k) is None]
-    if missing:
-        raise InputError(f"A cohort case needs all four sequences; select {', '.join(missing)} in the Inputs "
+    absent = [SEQUENCE_NAMES[k] for k in missing([k for k, node in inputs.items() if node is not None])]
+    if absent:
+        raise InputError(f"A cohort case needs all four sequences; select {', '.join(absent)} in the Inputs "
                          f"section.")
     if seg is None:
         raise InputError("Select the reviewed segmentation to add.")
@@ -199,7 +199,9 @@ def add_arguments(cohort: Path, files: Mapping[str, Path], proposal: Optional[Pa
                   register: str = "auto", skull_strip: str = "auto") -> List[str]:
     """``voxmmsd cohort add`` arguments for files written by :func:`export_case`."""
     args = ["cohort", "add", str(cohort)]
-    for key in ("t1n", "t1c", "t2w", "t2f"):
+    from voxmmsd.sequences import SEQUENCES
+
+    for key in SEQUENCES:
         args += [f"--{key}", str(files[key])]
     args += ["--seg", str(files["label"]), "--labels", "brats2023", "--source", SOURCE,
              "--register", register, "--skull-strip", skull_strip, "--progress", "json"]

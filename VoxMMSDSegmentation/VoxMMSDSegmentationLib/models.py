@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, List, Mapping, Optional, Tuple
 
+from voxmmsd.sequences import SEQUENCES as ALL_SEQUENCES  # the engine's vocabulary (plain Python)
+
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_ID = "voxmmsd-brats-default"
-ALL_SEQUENCES = ("t1n", "t1c", "t2w", "t2f")
 
 
 @dataclass(frozen=True)

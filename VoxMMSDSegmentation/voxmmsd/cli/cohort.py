@@ -118,8 +118,9 @@ def run_add(args: argparse.Namespace) -> int:
     from voxmmsd.errors import VoxMMSDError
     from voxmmsd.io.discovery import case_from_arguments
     from voxmmsd.jobs.events import stdout_writer
+    from voxmmsd.sequences import SEQUENCES
 
-    explicit = {k: getattr(args, k) for k in ("t1n", "t1c", "t2w", "t2f")}
+    explicit = {k: getattr(args, k) for k in SEQUENCES}
     files = case_from_arguments(args.case, explicit, args.seg, require_all=True)
     if args.seg is not None and files.label != args.seg:
         files = type(files)(files.case_id, files.sequences, args.seg, files.folder, files.matches)

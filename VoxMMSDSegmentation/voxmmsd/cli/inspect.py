@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 from voxmmsd.cli.case_args import add_sequence_arguments, resolve_case
+from voxmmsd.sequences import SEQUENCES
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ def add_parser(sub: Any) -> None:
                                    "what resampling onto the reference grid will do. Writes nothing.")
     p.add_argument("case", nargs="?", type=Path, help="case folder")
     add_sequence_arguments(p)
-    p.add_argument("--reference", default="t1c", choices=("t1n", "t1c", "t2w", "t2f"),
+    p.add_argument("--reference", default="t1c", choices=SEQUENCES,
                    help="sequence whose grid is the reference (default: t1c)")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of text")
     p.set_defaults(func=run)

@@ -1,6 +1,6 @@
 """Add a reviewed case to a cohort: checked, prepared like a segmentation input, written atomically.
 
-The four sequences are read as ``voxmmsd segment`` reads an exam (:func:`voxmmsd.infer.exam.load_exam`):
+The four sequences are read as ``voxmmsd segment`` reads an exam (:func:`voxmmsd.exam.load.load_exam`):
 a sequence on another grid is registered onto T1c, a head that is not skull-stripped gets brain
 extraction. What the network would see is what the cohort keeps: a sequence that needed neither is
 copied voxel for voxel (same values, type and grid), one that did is written as prepared on the T1c
@@ -25,10 +25,11 @@ import SimpleITK as sitk
 from voxmmsd.cohort import layout
 from voxmmsd.cohort.edits import edit_statistics, summary_text, was_edited
 from voxmmsd.errors import InputError
-from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles
+from voxmmsd.io.discovery import CaseFiles, check_sequences
 from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import BRATS2023, volumes_ml
 from voxmmsd.io.reader import Case, read_image
+from voxmmsd.sequences import SEQUENCE_NAMES, SEQUENCES
 
 log = logging.getLogger(__name__)
 
@@ -47,12 +48,9 @@ class AddOptions:
 def prepare_exam(files: CaseFiles, options: AddOptions) -> Tuple[Case, Dict[str, sitk.Image]]:
     """The exam on its T1c grid, and the image to keep per sequence (the file's own where nothing was done
     to it, else the prepared one)."""
-    from voxmmsd.infer.exam import ExamOptions, load_exam
+    from voxmmsd.exam.load import ExamOptions, load_exam
 
-    missing = [SEQUENCE_NAMES[s] for s in SEQUENCES if s not in files.sequences]
-    if missing:
-        raise InputError(f"A cohort case needs all four sequences; {', '.join(missing)} missing. Load or give "
-                         f"the missing image(s).")
+    check_sequences(files, fix="A cohort case needs all four sequences: load or give the missing image(s).")
     case = load_exam(files, ExamOptions(register=options.register, skull_strip=options.skull_strip,
                                         device=options.device, qc=False))
     keep: Dict[str, sitk.Image] = {}

@@ -3,7 +3,7 @@
 ``voxmmsd cohort pretrain --exams RAW --out RUN --model LIKE``:
 
 1. every exam under ``RAW`` (a case folder per exam, any naming ``voxmmsd inspect`` recognises, DICOM
-   series folders included) is read as ``voxmmsd segment`` reads it (:func:`voxmmsd.infer.exam.load_exam`:
+   series folders included) is read as ``voxmmsd segment`` reads it (:func:`voxmmsd.exam.load.load_exam`:
    sequences registered onto T1c where their grids differ, brain extraction where the head is not
    skull-stripped) and written to ``RUN/exams/<id>/`` in BraTS 2023 names, on the T1c grid. The ids are
    generated (``exam0001-…``); ``RUN/exams/exams.json`` maps a SHA-256 of each source folder's path to its

@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterable, List
 
 from voxmmsd.errors import InputError
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
+from voxmmsd.sequences import SEQUENCES
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ INCOMING = ".incoming"
 CASE_FILE = "case.json"
 LABEL = "seg"
 EXTENSION = ".nii.gz"
-SEQUENCE_KEYS = ("t1n", "t1c", "t2w", "t2f")
+SEQUENCE_KEYS = SEQUENCES
 CASE_ID = re.compile(r"^case(\d{4,})-[0-9a-f]{6}$")
 #: what a folder may hold besides a cohort's own entries and still become a cohort
 _IGNORABLE = frozenset({".DS_Store", "Thumbs.db", "desktop.ini"})

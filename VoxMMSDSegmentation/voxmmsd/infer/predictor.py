@@ -15,14 +15,14 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 
 from voxmmsd.errors import ConfigError, InputError
+from voxmmsd.exam.acquisition import working_preprocessing
 from voxmmsd.infer import uncertainty, window
-from voxmmsd.infer.acquisition import working_preprocessing
 from voxmmsd.infer.backends.base import Backend, DeviceOutOfMemoryError
 from voxmmsd.infer.backends.select import create_backend
 from voxmmsd.infer.memory import available_memory_bytes, max_whole_voxels
 from voxmmsd.infer.postprocess import PostprocessLimits, confidence_map, labels_from_scores, postprocess_label
 from voxmmsd.infer.tta import mirror_axes, with_mirroring
-from voxmmsd.io.discovery import SEQUENCE_NAMES, CaseFiles
+from voxmmsd.io.discovery import CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry
 from voxmmsd.io.labels import volumes_ml
 from voxmmsd.io.orientation import to_canonical
@@ -32,6 +32,7 @@ from voxmmsd.models.package import ModelPackage
 from voxmmsd.plausibility.reference import lr_axis_of
 from voxmmsd.plausibility.verdict import assess, warning_for
 from voxmmsd.preprocessing import crop, prepare, restore, restore_scores
+from voxmmsd.sequences import SEQUENCE_NAMES, SEQUENCES, missing
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class PredictorConfig:
     uncertainty: bool = True
     channels_last: bool = True
     mask_outside_brain: bool = True
-    #: co-registration onto T1c: auto (when grids differ) | on | off (see voxmmsd.infer.exam)
+    #: co-registration onto T1c: auto (when grids differ) | on | off (see voxmmsd.exam.load)
     register: str = "auto"
     #: brain extraction: auto (when the images do not look skull-stripped) | on | off
     skull_strip: str = "auto"
@@ -104,9 +105,9 @@ class Prediction:
 
 def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: bool) -> Tuple[np.ndarray, List[str]]:
     """The (C, z, y, x) input in the package's channel order; missing sequences zero-filled if tolerated."""
-    missing = [s for s in sequences if s not in case.sequences]
-    if missing and not tolerates_missing:
-        names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
+    absent = missing(case.sequences, sequences)
+    if absent and not tolerates_missing:
+        names = ", ".join(SEQUENCE_NAMES[s] for s in absent)
         raise InputError(f"Case {case.case_id!r} has no {names}, and this model needs all of "
                          f"{', '.join(SEQUENCE_NAMES[s] for s in sequences)} (it was not trained to tolerate a "
                          f"missing sequence). Provide the missing image(s), or choose a model that tolerates "
@@ -114,7 +115,7 @@ def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: boo
     channels = [case.channel(s) if s in case.sequences else np.zeros(case.geometry.shape, np.float32)
                 for s in sequences]
     warnings = [f"{SEQUENCE_NAMES[s]} is missing: segmented without it (the model tolerates a missing "
-                f"sequence, but expect lower accuracy)." for s in missing]
+                f"sequence, but expect lower accuracy)." for s in absent]
     return np.stack(channels).astype(np.float32, copy=False), warnings
 
 
@@ -122,16 +123,13 @@ def load_for_package(package: ModelPackage, files: CaseFiles, register: Any = "a
                      device: str = "auto") -> Case:
     """Read and check a case the way ``package`` needs it (missing sequences allowed only if tolerated);
     needs no backend, so input errors come before the model loads."""
-    allow = [s for s in ("t1n", "t1c", "t2w", "t2f")
-             if s not in package.sequences or package.tolerates_missing]
-    missing = [s for s in package.sequences if s not in files.sequences]
-    if missing and not package.tolerates_missing:
-        names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
-        where = files.folder or files.case_id
-        raise InputError(f"Case {files.case_id!r} ({where}) has no {names}; this model needs every one of its "
-                         f"sequences (it does not tolerate a missing one). Provide the image(s) "
-                         f"(e.g. --{missing[0]} FILE) or choose a model that tolerates missing sequences.")
-    from voxmmsd.infer.exam import ExamOptions, load_exam
+    allow = [s for s in SEQUENCES if s not in package.sequences or package.tolerates_missing]
+    absent = missing(files.sequences, package.sequences, allow)
+    if absent:
+        raise missing_error(files, absent, f"This model needs every one of its sequences (it does not tolerate a "
+                                           f"missing one). Provide the image(s) (e.g. --{absent[0]} FILE) or choose "
+                                           f"a model that tolerates missing sequences.")
+    from voxmmsd.exam.load import ExamOptions, load_exam
 
     if isinstance(register, bool):  # the former flag: True = always, False = never
         register = "on" if register else "off"

@@ -8,16 +8,15 @@ The title and the legend go into the PNG's text chunks.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterable, List, Sequence, Tuple
+from typing import Iterable, List, Tuple
 
 import numpy as np
 
 from voxmmsd.io.labels import LABEL_TABLE, LabelInfo
-from voxmmsd.io.png import write_png
+from voxmmsd.io.png import GAP, grey_window, scale_nearest, write_png
 
 ALPHA = 0.45
 PANEL_HEIGHT = 320
-GAP = 6
 
 
 def tumour_centre(label: np.ndarray, fallback: np.ndarray) -> Tuple[int, ...]:
@@ -27,24 +26,6 @@ def tumour_centre(label: np.ndarray, fallback: np.ndarray) -> Tuple[int, ...]:
         if idx.size:
             return tuple(int(v) for v in np.round(idx.mean(axis=0)))
     return tuple(s // 2 for s in label.shape)
-
-
-def grey_window(planes: Sequence[np.ndarray]) -> Tuple[float, float]:
-    """The 0.5-99.5 percentile window of the non-zero voxels of the shown planes."""
-    values = np.concatenate([p[p != 0].ravel() for p in planes]).astype(np.float64)
-    if values.size == 0:
-        return 0.0, 1.0
-    lo, hi = np.percentile(values, (0.5, 99.5))
-    return float(lo), float(hi if hi > lo else lo + 1.0)
-
-
-def scale_nearest(plane: np.ndarray, row_mm: float, col_mm: float, height: int) -> np.ndarray:
-    """``plane`` resized (nearest neighbour) to ``height`` rows with square pixels in millimetres."""
-    rows, cols = plane.shape[:2]
-    width = max(1, int(round(height * (cols * col_mm) / (rows * row_mm))))
-    ri = np.minimum((np.arange(height) + 0.5) * rows / height, rows - 1).astype(np.intp)
-    ci = np.minimum((np.arange(width) + 0.5) * cols / width, cols - 1).astype(np.intp)
-    return plane[ri][:, ci]
 
 
 def overlay(image: np.ndarray, label: np.ndarray, window: Tuple[float, float],

@@ -1,25 +1,8 @@
 """Find the four MRI sequences (and an optional label map) of a case, and the cases of a data set.
 
-Naming conventions recognised, matched on the last ``-``/``_``/``.``-separated token of
-the file name without its extension (case-insensitive):
-
-=========================  ==========  ==========  ==========  ==========  =======
-convention                 T1n         T1c         T2w         FLAIR       label
-=========================  ==========  ==========  ==========  ==========  =======
-BraTS 2023+                ``-t1n``    ``-t1c``    ``-t2w``    ``-t2f``    ``-seg``
-BraTS <= 2021              ``_t1``     ``_t1ce``   ``_t2``     ``_flair``  ``_seg``
-short names                ``t1``      ``t1c``     ``t2``      ``flair``   ``seg``
-nnU-Net (channel order)    ``_0000``   ``_0001``   ``_0002``   ``_0003``   labelsTr
-=========================  ==========  ==========  ==========  ==========  =======
-
-Names from the scanner (clinical exports, DICOM series descriptions) are recognised next,
-when no convention above matches (:func:`classify_clinical`): the name's words are read for
-FLAIR (``fla``, ``flair``, ``tirm``, ``dark fluid``), a contrast agent (``+C``, ``C+``, ``post``,
-``gad``, ``gd``, ``ce``, ``km``, agent names; ``pre``/``native`` say none), T1 (``t1``, ``mprage``,
-``spgr``, ``bravo``, ``tfe``) and T2 (``t2``, ``tse``/``fse`` without T1); so ``fla``, ``FLAIR``,
-``T1+C``, ``T1 POST GAD``, ``MPRAGE``, ``T1CE``, ``T2 TSE``, ``AX T2 FLAIR``, ``t1_mprage_sag`` are
-found. Diffusion, perfusion, susceptibility, T2* and localisers are never taken for a sequence.
-What matched, and why, is recorded per sequence (:attr:`CaseFiles.matches`).
+Names are read by the one sequence vocabulary, :func:`voxmmsd.sequences.classify` (naming conventions of BraTS,
+UPENN-GBM, nnU-Net and short names first, then names from the scanner: clinical exports and DICOM series
+descriptions); what matched, and why, is recorded per sequence (:attr:`CaseFiles.matches`).
 
 A sub-folder holding a DICOM series counts as the sequence its name says (``t1c/``), else
 the one its DICOM series description (0008,103E) says. Explicit paths per sequence bypass
@@ -38,35 +21,9 @@ from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 from voxmmsd.errors import InputError
 from voxmmsd.io.access import check_openable, is_broken_link
 from voxmmsd.io.results import tool_written
-
-#: The four sequences, in the network's channel order.
-SEQUENCES: Tuple[str, ...] = ("t1n", "t1c", "t2w", "t2f")
-
-#: Human-readable names of the sequences.
-SEQUENCE_NAMES: Dict[str, str] = {
-    "t1n": "T1 native (T1n)",
-    "t1c": "T1 post-contrast (T1c)",
-    "t2w": "T2-weighted (T2w)",
-    "t2f": "T2-FLAIR (T2f)",
-}
-
-LABEL = "label"
-
-#: File-name token -> sequence key (or ``"label"``).
-NAME_TOKENS: Dict[str, str] = {
-    "t1n": "t1n", "t1": "t1n", "t1w": "t1n", "native": "t1n", "t1native": "t1n",
-    "t1c": "t1c", "t1ce": "t1c", "t1gd": "t1c", "t1post": "t1c", "gd": "t1c",
-    "t2w": "t2w", "t2": "t2w",
-    "t2f": "t2f", "flair": "t2f", "t2flair": "t2f",
-    "seg": LABEL, "segm": LABEL, "label": LABEL, "labels": LABEL, "mask": LABEL,
-}
-
-#: nnU-Net channel suffix -> sequence key (the order of :data:`SEQUENCES`).
-NNUNET_CHANNELS: Dict[str, str] = {"%04d" % i: s for i, s in enumerate(SEQUENCES)}
+from voxmmsd.sequences import LABEL, NNUNET_CHANNELS, SEQUENCE_NAMES, SEQUENCES, classify, classify_name, missing
 
 IMAGE_EXTENSIONS: Tuple[str, ...] = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
-
-_SPLIT = re.compile(r"[-_.\s]+")
 
 
 @dataclass(frozen=True)
@@ -126,88 +83,6 @@ def _is_dicom_dir(path: Path) -> bool:
     return False
 
 
-def classify_name(stem: str) -> Optional[str]:
-    """The sequence key (or ``"label"``) a file stem names, or None.
-
-    >>> classify_name("BraTS-GLI-00001-000-t2f")
-    't2f'
-    >>> classify_name("Brats18_2013_3_1_t1ce")
-    't1c'
-    >>> classify_name("case_0002")
-    't2w'
-    """
-    tokens = [t for t in _SPLIT.split(stem.lower()) if t]
-    if not tokens:
-        return None
-    last = tokens[-1]
-    if last in NNUNET_CHANNELS:
-        return NNUNET_CHANNELS[last]
-    if last in NAME_TOKENS:
-        return NAME_TOKENS[last]
-    if len(tokens) >= 2 and tokens[-2] + tokens[-1] in NAME_TOKENS:  # "t2_flair", "t1_ce"
-        return NAME_TOKENS[tokens[-2] + tokens[-1]]
-    return None
-
-
-#: words (lower case) of scanner names that say FLAIR / a contrast agent / no agent / T1 / T2
-FLAIR_WORDS = frozenset({"fla", "flair", "t2f", "t2flair", "tirm", "flair3d", "spcflair", "darkfluid", "irfse"})
-CONTRAST_WORDS = frozenset({"+", "+c", "c+", "c", "ce", "gd", "gad", "gado", "gadolinium", "post", "postcontrast",
-                            "postgad", "postgd", "contrast", "km", "mdc", "kontrast", "dotarem", "gadovist",
-                            "magnevist", "multihance", "prohance", "clariscan", "t1c", "t1ce", "t1gd", "t1post",
-                            "t1km"})
-NATIVE_WORDS = frozenset({"pre", "precontrast", "native", "nativ", "noncontrast", "t1n", "t1native"})
-T1_WORDS = frozenset({"t1", "t1w", "t1n", "t1c", "t1ce", "t1gd", "t1post", "t1km", "t1native", "mprage", "mp",
-                      "spgr", "fspgr", "bravo", "tfe", "t1tse", "t1se", "t1fse", "vibe", "t1flash", "flash3d"})
-T2_WORDS = frozenset({"t2", "t2w", "t2tse", "t2fse", "t2space", "tse", "fse", "haste"})
-#: words of series that are none of the four sequences, even if they hold a word above
-OTHER_WORDS = frozenset({"dwi", "adc", "trace", "dti", "diffusion", "swi", "swan", "t2star", "star", "gre", "perf",
-                         "perfusion", "dsc", "dce", "asl", "cbf", "cbv", "localizer", "localiser", "loc", "scout",
-                         "survey", "mra", "tof", "angio", "fa", "map", "mip", "phase", "pha", "mosaic"})
-_WORDS = re.compile(r"\+?[a-z0-9]+\+?|\+")
-
-
-def _words(name: str) -> List[str]:
-    """Lower-case words of a scanner name; a '+' is a word, or stays on the word it touches ('c+', '+c')."""
-    words = _WORDS.findall(name.lower().replace("*", " star "))
-    out: List[str] = []
-    for w in words:
-        if w.startswith("t1+") or w.startswith("t2+"):  # "t1+c" -> "t1", "+c"
-            out += [w[:2], w[2:]]
-        else:
-            out.append(w)
-    return out
-
-
-def classify_clinical(name: str) -> Optional[Tuple[str, str]]:
-    """(sequence key, why) for a name as scanners and clinical exports write it, or None.
-
-    >>> classify_clinical("exam_T1+C")
-    ('t1c', 'T1 with contrast (t1, +, c)')
-    >>> classify_clinical("AX T2 FLAIR")[0], classify_clinical("t1_mprage_sag_p2_iso")[0]
-    ('t2f', 't1n')
-    """
-    words = _words(name)
-    joined = "".join(words)
-    if not words or OTHER_WORDS.intersection(words):
-        return None
-    flair = [w for w in words if w in FLAIR_WORDS] or (["dark fluid"] if "darkfluid" in joined else [])
-    if flair:
-        return "t2f", f"FLAIR ({', '.join(flair)})"
-    t1 = [w for w in words if w in T1_WORDS]
-    native = [w for w in words if w in NATIVE_WORDS]
-    agent = [w for w in words if w in CONTRAST_WORDS and (w != "c" or t1)]
-    if agent and not native:
-        what = f"T1 with contrast ({', '.join(dict.fromkeys(t1 + agent))})" if t1 else \
-            f"contrast agent ({', '.join(agent)}), so post-contrast T1"
-        return "t1c", what
-    if t1:
-        return "t1n", f"T1 without contrast ({', '.join(dict.fromkeys(t1 + native))})"
-    t2 = [w for w in words if w in T2_WORDS]
-    if t2:
-        return "t2w", f"T2-weighted ({', '.join(t2)})"
-    return None
-
-
 def dicom_series_description(folder: Path) -> Optional[str]:
     """The SeriesDescription (0008,103E) of the first DICOM file in ``folder``, or None."""
     import SimpleITK as sitk
@@ -260,20 +135,16 @@ def find_case(folder: Path, case_id: Optional[str] = None, require_all: bool = T
             name = child.name
         else:
             continue
-        key = classify_name(name)
-        if key is not None:
-            why[child] = f"{child.name!r}: naming convention ({SEQUENCE_NAMES.get(key, 'label map')})"
-        else:
-            match = classify_clinical(name)
-            if match is None and child.is_dir():
-                description = dicom_series_description(child)
-                match = classify_clinical(description) if description else None
-                if match is not None:
-                    match = (match[0], f"DICOM series description {description!r}: {match[1]}")
-            if match is None:
-                continue
-            key = match[0]
-            why[child] = f"{child.name!r}: {match[1]}"
+        match = classify(name)
+        if match is None and child.is_dir():
+            description = dicom_series_description(child)
+            match = classify(description) if description else None
+            if match is not None:
+                match = (match[0], f"DICOM series description {description!r}: {match[1]}")
+        if match is None:
+            continue
+        key = match[0]
+        why[child] = f"{child.name!r}: {match[1]}"
         found.setdefault(key, []).append(child)
     for key, paths in found.items():
         if len(paths) > 1:
@@ -282,20 +153,31 @@ def find_case(folder: Path, case_id: Optional[str] = None, require_all: bool = T
     label = found.get(LABEL, [None])[0]
     matches = {k: why[v[0]] for k, v in found.items()}
     case = CaseFiles(case_id or folder.name, sequences, label, folder, matches)
-    if require_all and case.missing:
-        raise missing_error(case)
+    if require_all:
+        check_sequences(case)
     return case
 
 
-def missing_error(case: CaseFiles, allowed: Iterable[str] = ()) -> InputError:
-    missing = [s for s in case.missing if s not in set(allowed)]
-    names = ", ".join(SEQUENCE_NAMES[s] for s in missing)
+#: how to name the files (the fix a missing-sequence message gives by default)
+NAMING_HINT = ("Name the files like '<case>-t1n/-t1c/-t2w/-t2f.nii.gz', '<case>_t1/_t1ce/_t2/_flair.nii.gz' or "
+               "'<case>_0000..0003.nii.gz', or give explicit paths per sequence.")
+
+
+def missing_error(case: CaseFiles, absent: Optional[Sequence[str]] = None, fix: str = NAMING_HINT) -> InputError:
+    """The error for a case without the sequences ``absent`` (default: every one it lacks), naming the case, its
+    folder, the sequences and ``fix``."""
+    names = ", ".join(SEQUENCE_NAMES[s] for s in (case.missing if absent is None else absent))
     where = case.folder if case.folder is not None else case.case_id
-    return InputError(
-        f"Case {case.case_id!r} ({where}) has no {names}. Name the files like "
-        f"'<case>-t1n/-t1c/-t2w/-t2f.nii.gz', '<case>_t1/_t1ce/_t2/_flair.nii.gz' or "
-        f"'<case>_0000..0003.nii.gz', or give explicit paths per sequence."
-    )
+    return InputError(f"Case {case.case_id!r} ({where}) has no {names}. {fix}")
+
+
+def check_sequences(case: CaseFiles, needed: Sequence[str] = SEQUENCES, allowed: Iterable[str] = (),
+                    fix: str = NAMING_HINT) -> None:
+    """The one missing-sequence check: raises :func:`missing_error` when a sequence of ``needed`` is absent and not
+    in ``allowed``, or when the case has no sequence at all (:func:`voxmmsd.sequences.missing`)."""
+    absent = missing(case.sequences, needed, allowed)
+    if absent:
+        raise missing_error(case, absent, fix)
 
 
 def case_from_paths(paths: Mapping[str, Optional[Path]], case_id: Optional[str] = None,
@@ -312,7 +194,8 @@ def case_from_paths(paths: Mapping[str, Optional[Path]], case_id: Optional[str] 
     if case_id is None:
         first = sequences.get("t1c") or next(iter(sequences.values()))
         stem = strip_extension(first.name)
-        case_id = re.sub(r"[-_.](t1c|t1ce|t1n|t1|t2w|t2|t2f|flair|000[0-3])$", "", stem, flags=re.I) or stem
+        last = re.search(r"[-_.][^-_.]+$", stem)  # "<case>_t1ce" -> "<case>": the token naming the sequence
+        case_id = stem[:last.start()] if last and last.start() and classify_name(last.group()) in SEQUENCES else stem
     return CaseFiles(case_id, sequences, Path(label) if label else None, None)
 
 
@@ -383,8 +266,7 @@ def find_dataset(root: Path, require_all: bool = True, require_labels: bool = Fa
         )
     if require_all:
         for case in cases:
-            if case.missing:
-                raise missing_error(case)
+            check_sequences(case)
     if require_labels:
         unlabelled = [c.case_id for c in cases if c.label is None]
         if unlabelled:

@@ -9,7 +9,7 @@ Arrays follow SimpleITK's ``GetArrayFromImage`` order: ``(z, y, x)`` = ``(k, j, 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Dict, Sequence, Tuple
+from typing import Any, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -125,8 +125,10 @@ def overlap_fraction(a: Geometry, b: Geometry) -> float:
     return float(np.prod(inter)) / vol_a if vol_a > 0 else 0.0
 
 
-def resample_to(image: sitk.Image, reference: Geometry, label: bool = False) -> sitk.Image:
-    """Resample ``image`` onto ``reference`` in physical space (identity transform).
+def resample_to(image: sitk.Image, reference: Geometry, label: bool = False,
+                transform: Optional[sitk.Transform] = None) -> sitk.Image:
+    """The one resampler: ``image`` onto the ``reference`` grid in physical space, through ``transform`` (reference
+    point -> point in ``image``, e.g. a rigid registration's result; default the identity).
 
     Linear interpolation for intensities (float32 out), nearest neighbour for labels
     (pixel type kept). Voxels outside ``image`` become 0.
@@ -135,8 +137,8 @@ def resample_to(image: sitk.Image, reference: Geometry, label: bool = False) -> 
     pixel = image.GetPixelID() if label else sitk.sitkFloat32
     if not label and image.GetPixelID() != sitk.sitkFloat32:
         image = sitk.Cast(image, sitk.sitkFloat32)
-    return sitk.Resample(image, list(reference.size), sitk.Transform(), interp, reference.origin,
-                         reference.spacing, reference.direction, 0, pixel)
+    return sitk.Resample(image, list(reference.size), transform if transform is not None else sitk.Transform(),
+                         interp, reference.origin, reference.spacing, reference.direction, 0, pixel)
 
 
 def check_overlap(name: str, geometry: Geometry, reference: Geometry, ref_name: str,

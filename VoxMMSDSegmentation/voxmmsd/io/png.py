@@ -1,4 +1,5 @@
-"""A minimal PNG writer (8-bit grey or RGB, optional text chunks): numpy and zlib only.
+"""A minimal PNG writer (8-bit grey or RGB, optional text chunks), and the helpers every QC picture uses (the grey
+window, square-millimetre panels, the gap between them): numpy and zlib only.
 
 The QC picture is written with this rather than matplotlib, so that inference neither
 imports a plotting library nor pays for one (importing matplotlib alone costs longer
@@ -10,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -55,3 +56,27 @@ def write_png(path: Path, pixels: np.ndarray, text: Optional[Dict[str, str]] = N
     with atomic_path(Path(path)) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+# -- picture helpers (the segmentation QC picture, voxmmsd.infer.qc, and the exam's, voxmmsd.exam.qc) ----------
+
+#: pixels between the panels of a picture
+GAP = 6
+
+
+def grey_window(planes: Sequence[np.ndarray]) -> Tuple[float, float]:
+    """The 0.5-99.5 percentile window of the non-zero voxels of the shown planes."""
+    values = np.concatenate([p[p != 0].ravel() for p in planes]).astype(np.float64)
+    if values.size == 0:
+        return 0.0, 1.0
+    lo, hi = np.percentile(values, (0.5, 99.5))
+    return float(lo), float(hi if hi > lo else lo + 1.0)
+
+
+def scale_nearest(plane: np.ndarray, row_mm: float, col_mm: float, height: int) -> np.ndarray:
+    """``plane`` resized (nearest neighbour) to ``height`` rows with square pixels in millimetres."""
+    rows, cols = plane.shape[:2]
+    width = max(1, int(round(height * (cols * col_mm) / (rows * row_mm))))
+    ri = np.minimum((np.arange(height) + 0.5) * rows / height, rows - 1).astype(np.intp)
+    ci = np.minimum((np.arange(width) + 0.5) * cols / width, cols - 1).astype(np.intp)
+    return plane[ri][:, ci]

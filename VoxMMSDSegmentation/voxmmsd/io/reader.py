@@ -5,17 +5,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
 
 from voxmmsd.errors import InputError
 from voxmmsd.io.access import check_openable
-from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_complete, check_mri, nifti_version
-from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
+from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_mri
+from voxmmsd.io.discovery import CaseFiles, check_sequences
+from voxmmsd.io.filecheck import check_file_complete, nifti_version
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
 from voxmmsd.io.orientation import same_voxels, turn_onto
+from voxmmsd.sequences import REFERENCE, SEQUENCE_NAMES, SEQUENCES, reference_for
 
 log = logging.getLogger(__name__)
 
@@ -40,11 +42,11 @@ class Case:
     warnings: List[str] = field(default_factory=list)
     #: structured warnings ``{"kind", "message"}`` (their messages are also in ``warnings``)
     alerts: List[Dict[str, str]] = field(default_factory=list)
-    #: uint8 (z, y, x) brain mask from brain extraction (voxmmsd.infer.exam), applied to ``image``; None if none ran
+    #: uint8 (z, y, x) brain mask from brain extraction (voxmmsd.exam.load), applied to ``image``; None if none ran
     brain_mask: Optional[np.ndarray] = None
     #: how the exam was brought onto the grid (registration, brain extraction), for report.json
     preparation: Dict[str, Any] = field(default_factory=dict)
-    #: RGB uint8 picture of the registration / brain mask (voxmmsd.infer.exam_qc), or None
+    #: RGB uint8 picture of the registration / brain mask (voxmmsd.exam.qc), or None
     exam_picture: Optional[np.ndarray] = None
 
     def channel(self, sequence: str) -> np.ndarray:
@@ -123,7 +125,7 @@ def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
     return image, warnings
 
 
-def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometry]) -> None:
+def check_label_grid(files: CaseFiles, label: Geometry, grids: Mapping[str, Geometry]) -> None:
     """Refuse a label map that is not on the grid of one of the case's images: a label is drawn on an image, so a
     label on no image's grid (shifted, another resolution, another case) would be resampled into a wrong one."""
     if any(same_voxels(label, g) for g in grids.values()):  # (stored in any axis order)
@@ -150,76 +152,105 @@ def shift_background(image: sitk.Image) -> Tuple[sitk.Image, float]:
     return out, float(value)
 
 
-def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
-              allow_missing: Sequence[str] = ()) -> Case:
-    """Read a case's sequences onto the reference sequence's grid.
-
-    Sequences on another grid are resampled in physical space (linear); the label map, which must lie
-    on the grid of one of the sequences (:func:`check_label_grid`), is resampled with nearest neighbour
-    when that is not the reference's. A sequence or label holding the reference grid's voxels in another
-    axis order or direction (stored RAS against LPS) is turned onto it voxel for voxel, never resampled.
-    Sequences in ``allow_missing`` may be absent.
-    Every sequence passes the plausibility checks of :mod:`voxmmsd.io.checks` on its own grid
-    (refusals raise :class:`InputError`; warnings land in ``Case.warnings``), and no two
-    sequences may be the same file or hold identical voxels. Nothing is written anywhere.
-    """
+def read_sequences(files: CaseFiles, allow_missing: Sequence[str] = ()
+                   ) -> Tuple[List[str], Dict[str, sitk.Image], List[str]]:
+    """(the sequences present in channel order, each read on its own grid, the warnings of the checks): the one
+    reading of a case's images. The missing-sequence check (:func:`voxmmsd.io.discovery.check_sequences`: every
+    sequence not in ``allow_missing``, and at least one), the check that no two are the same file, and per image
+    :func:`read_sequence`'s checks."""
+    check_sequences(files, allowed=allow_missing)
     present = [s for s in SEQUENCES if s in files.sequences]
-    if any(s not in set(allow_missing) for s in files.missing):
-        raise missing_error(files, allow_missing)
-    if not present:
-        raise missing_error(files)
     check_distinct({s: files.sequences[s] for s in present}, SEQUENCE_NAMES)
+    native: Dict[str, sitk.Image] = {}
     warnings: List[str] = []
-    if reference not in files.sequences:
-        fallback = present[0]
-        log.warning("reference %s missing in case %s; using %s's grid", reference, files.case_id, fallback)
-        reference = fallback
-    ref_image, ref_warn = read_sequence(files.sequences[reference], SEQUENCE_NAMES[reference])
-    warnings.extend(ref_warn)
-    ref_geom = Geometry.of(ref_image)
-    channels: List[np.ndarray] = []
-    resampled: Dict[str, str] = {}
-    grids: Dict[str, Geometry] = {}
     for seq in present:
-        if seq == reference:
-            img = ref_image
+        native[seq], found = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
+        warnings.extend(found)
+    return present, native, warnings
+
+
+def onto_grid(files: CaseFiles, native: Mapping[str, sitk.Image], reference: str,
+              transforms: Optional[Mapping[str, sitk.Transform]] = None
+              ) -> Tuple[Dict[str, np.ndarray], Dict[str, str]]:
+    """(sequence -> float32 voxels on ``reference``'s grid, sequence -> how it was resampled): the one way a case's
+    images go onto one grid. A sequence with a transform in ``transforms`` (a registration) is resampled through
+    it; else one on the reference's grid is taken voxel for voxel (resampling through the identity would still
+    move intensities by rounding, and the brain's edge with them), one holding the reference grid's voxels in
+    another axis order or direction (stored RAS against LPS) is turned onto it, never resampled, and any other is
+    resampled in physical space after the check that it covers the reference
+    (:func:`voxmmsd.io.geometry.check_overlap`)."""
+    ref_geom = Geometry.of(native[reference])
+    ref_name = f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})"
+    channels: Dict[str, np.ndarray] = {}
+    resampled: Dict[str, str] = {}
+    for seq, img in native.items():
+        geom = Geometry.of(img)
+        if transforms and seq in transforms:
+            arr = sitk.GetArrayFromImage(resample_to(img, ref_geom, transform=transforms[seq]))
+            resampled[seq] = f"through its registration: {geom.describe()} -> {ref_geom.describe()}"
+        elif seq == reference or geom.same_as(ref_geom):
+            arr = sitk.GetArrayFromImage(img)
+        elif same_voxels(geom, ref_geom):
+            arr = turn_onto(sitk.GetArrayFromImage(img), geom, ref_geom)
         else:
-            img, seq_warn = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
-            warnings.extend(seq_warn)
-        geom = grids[seq] = Geometry.of(img)
-        arr = sitk.GetArrayFromImage(img)
-        if geom.same_as(ref_geom):
-            pass
-        elif same_voxels(geom, ref_geom):  # the reference's voxels stored in another axis order: turned, not resampled
-            arr = turn_onto(arr, geom, ref_geom)
-        else:
-            check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom,
-                          f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})")
+            check_overlap(f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})", geom, ref_geom, ref_name)
             resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
             arr = sitk.GetArrayFromImage(resample_to(img, ref_geom))
-        channels.append(arr.astype(np.float32, copy=False))
+        channels[seq] = arr.astype(np.float32, copy=False)
+    return channels, resampled
+
+
+def read_label_onto(files: CaseFiles, reference: str, ref_geom: Geometry, grids: Mapping[str, Geometry]
+                    ) -> Tuple[np.ndarray, Optional[str]]:
+    """The case's label map (uint8) on the reference grid, and how it was resampled (None if not): it must lie on
+    the grid of one of the images (:func:`check_label_grid`); turned where it holds the reference grid's voxels in
+    another axis order, else resampled with nearest neighbour."""
+    if files.label is None:
+        raise ValueError(f"case {files.case_id!r} has no label map")
+    limg = read_image(files.label, "label map")
+    lgeom = Geometry.of(limg)
+    check_label_grid(files, lgeom, grids)
+    why = None
+    if lgeom.same_as(ref_geom):
+        larr = sitk.GetArrayFromImage(limg)
+    elif same_voxels(lgeom, ref_geom):  # the reference's grid stored in another axis order
+        larr = turn_onto(sitk.GetArrayFromImage(limg), lgeom, ref_geom)
+    else:
+        check_overlap(f"label map ({files.label})", lgeom, ref_geom, SEQUENCE_NAMES[reference])
+        why = f"{lgeom.describe()} -> {ref_geom.describe()}"
+        larr = sitk.GetArrayFromImage(resample_to(limg, ref_geom, label=True))
+    if larr.dtype.kind == "f" and not np.allclose(larr, np.round(larr)):
+        raise InputError(f"label map {files.label} holds non-integer values; it must be a label map.")
+    if larr.min() < 0 or larr.max() > 255:
+        raise InputError(f"label map {files.label} holds values outside 0..255 "
+                         f"({larr.min()}..{larr.max()}); it must be a tumour label map.")
+    return larr.astype(np.uint8), why
+
+
+def load_case(files: CaseFiles, reference: str = REFERENCE, with_label: bool = True,
+              allow_missing: Sequence[str] = ()) -> Case:
+    """Read a case's sequences onto the reference sequence's grid (:func:`voxmmsd.sequences.reference_for`).
+
+    The images are read and checked by :func:`read_sequences` and put on the grid by :func:`onto_grid` (the raw
+    exam's :func:`voxmmsd.exam.load.load_exam` does the same, with registration and brain extraction between);
+    the label map, which must lie on the grid of one of the sequences (:func:`check_label_grid`), is resampled
+    with nearest neighbour when that is not the reference's. No two sequences may be the same file or hold
+    identical voxels. Sequences in ``allow_missing`` may be absent. Nothing is written anywhere.
+    """
+    present, native, warnings = read_sequences(files, allow_missing)
+    chosen = reference_for(present, reference)
+    if chosen != reference:
+        log.warning("reference %s missing in case %s; using %s's grid", reference, files.case_id, chosen)
+    channels, resampled = onto_grid(files, native, chosen)
+    ref_geom = Geometry.of(native[chosen])
     label = None
     if with_label and files.label is not None:
-        limg = read_image(files.label, "label map")
-        lgeom = Geometry.of(limg)
-        check_label_grid(files, lgeom, grids)
-        if lgeom.same_as(ref_geom):
-            larr = sitk.GetArrayFromImage(limg)
-        elif same_voxels(lgeom, ref_geom):  # the reference's grid stored in another axis order
-            larr = turn_onto(sitk.GetArrayFromImage(limg), lgeom, ref_geom)
-        else:
-            check_overlap(f"label map ({files.label})", lgeom, ref_geom, SEQUENCE_NAMES[reference])
-            resampled["label"] = f"{lgeom.describe()} -> {ref_geom.describe()}"
-            larr = sitk.GetArrayFromImage(resample_to(limg, ref_geom, label=True))
-        if larr.dtype.kind == "f" and not np.allclose(larr, np.round(larr)):
-            raise InputError(f"label map {files.label} holds non-integer values; it must be a label map.")
-        if larr.min() < 0 or larr.max() > 255:
-            raise InputError(f"label map {files.label} holds values outside 0..255 "
-                             f"({larr.min()}..{larr.max()}); it must be a tumour label map.")
-        label = larr.astype(np.uint8)
+        grids = {s: Geometry.of(img) for s, img in native.items()}
+        label, why = read_label_onto(files, chosen, ref_geom, grids)
+        if why:
+            resampled["label"] = why
     for seq, why in resampled.items():
         log.info("case %s: resampled %s: %s", files.case_id, seq, why)
-    check_distinct_arrays(dict(zip(present, channels)), files.sequences,
-                          {s: SEQUENCE_NAMES[s] for s in present})
-    return Case(files.case_id, np.stack(channels), present, ref_geom, reference, label, files, resampled,
-                warnings)
+    check_distinct_arrays(channels, files.sequences, {s: SEQUENCE_NAMES[s] for s in present})
+    return Case(files.case_id, np.stack([channels[s] for s in present]), present, ref_geom, chosen, label, files,
+                resampled, warnings)

@@ -2,7 +2,8 @@
 
 Recognised layouts (the same for predictions and references):
 
-* files directly in the folder: ``<case>.nii.gz``, ``<case>_seg.nii.gz``, ``<case>-seg.nii.gz``
+* files directly in the folder: ``<case>.nii.gz``, ``<case>_seg.nii.gz``, ``<case>-seg.nii.gz``,
+  ``<case>_segm.nii.gz`` (UPENN-GBM)
   (any image extension; image files named like an MRI sequence are ignored);
 * one sub-folder per case holding one label map: ``<case>/segmentation.nii.gz`` (as written
   by ``voxmmsd segment --batch``) or a BraTS case folder ``<case>/<case>-seg.nii.gz``;
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Dict, List, Tuple
 
 from voxmmsd.errors import InputError
-from voxmmsd.io.discovery import IMAGE_EXTENSIONS, LABEL, classify_name, is_image_file, strip_extension
+from voxmmsd.io.discovery import IMAGE_EXTENSIONS, is_image_file, strip_extension
+from voxmmsd.sequences import LABEL, LABEL_WORDS, classify_name
 
-_LABEL_SUFFIX = re.compile(r"[-_.](seg|label|labels|mask|segmentation)$", re.IGNORECASE)
-_SEGMENTATION_NAMES = ("segmentation", "seg", "label", "labels", "mask")
+#: names of a label map: the vocabulary's label words (``seg``, ``segm``, ...) and VoxMMSD's ``segmentation``
+_SEGMENTATION_NAMES = ("segmentation", *LABEL_WORDS)
+_LABEL_SUFFIX = re.compile(r"[-_.](%s)$" % "|".join(_SEGMENTATION_NAMES), re.IGNORECASE)
 
 
 @dataclass(frozen=True)

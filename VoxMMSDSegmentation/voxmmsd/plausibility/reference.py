@@ -22,6 +22,8 @@ from typing import Dict, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
+from voxmmsd.sequences import SEQUENCES
+
 #: the checks run on every n-th voxel, n chosen per axis so the step is about this many mm
 TARGET_MM = 2.0
 #: the inner brain is at least this far (mm) from the brain's edge
@@ -33,7 +35,7 @@ MIN_NORMAL_VOXELS = 500
 #: a sequence whose voxels are non-zero in less than this share of the normal brain has no usable statistics
 MIN_NONZERO_SHARE = 0.5
 
-SEQUENCE_ORDER = ("t1n", "t1c", "t2w", "t2f")
+SEQUENCE_ORDER = SEQUENCES
 
 
 def strides(spacing_zyx: Sequence[float], target_mm: float = TARGET_MM) -> Tuple[int, int, int]:

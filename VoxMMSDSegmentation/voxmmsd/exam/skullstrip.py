@@ -29,6 +29,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from voxmmsd.errors import ConfigError, InputError
+from voxmmsd.io.geometry import Geometry, resample_to
 from voxmmsd.models.integrity import sha256_file
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class BrainExtractor:
             prob = self._bet.run_model(x)
         out = sitk.GetImageFromArray(np.ascontiguousarray(prob.transpose(2, 1, 0)).astype(np.float32))
         out.CopyInformation(ras)
-        return sitk.Resample(out, image, sitk.Transform(), sitk.sitkNearestNeighbor, 0.0, sitk.sitkFloat32)
+        return resample_to(out, Geometry.of(image), label=True)  # RAS voxels back onto the image's, one for one
 
     def mask(self, image: sitk.Image, what: str = "image") -> sitk.Image:
         """The brain mask (uint8 0/1) of ``image`` on its grid: deepbet's probability > 0.5, the largest

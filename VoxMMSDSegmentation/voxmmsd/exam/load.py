@@ -1,15 +1,18 @@
 """Read a raw clinical exam onto the reference (T1c) grid: co-registration where the grids differ, brain
 extraction where the skull is still there, and warnings where the acquisition is unlike the training data.
 
-1. Every sequence is read on its own grid (with the plausibility checks of :mod:`voxmmsd.io.checks`).
+1. Every sequence is read on its own grid by the one case reader (:func:`voxmmsd.io.reader.read_sequences`: the
+   missing-sequence check, the plausibility checks of :mod:`voxmmsd.io.checks`).
 2. ``register``: ``auto`` registers each sequence whose grid differs from the reference's rigidly onto it
-   (:mod:`voxmmsd.infer.register`, with its convergence check); ``on`` registers every one; ``off`` trusts
+   (:mod:`voxmmsd.exam.register`, with its convergence check); ``on`` registers every one; ``off`` trusts
    the scanner's coordinates (resampling only).
-3. ``skull_strip``: ``auto`` runs brain extraction (:mod:`voxmmsd.skullstrip`, deepbet) when any sequence
+3. ``skull_strip``: ``auto`` runs brain extraction (:mod:`voxmmsd.exam.skullstrip`, deepbet) when any sequence
    does not look skull-stripped; ``on`` always; ``off`` never (a warning if the images show a head). It runs
    on T1n's own grid (T1c where T1n is absent): the mask follows T1n's registration onto the reference grid
    and is applied to every sequence. When extraction is needed but cannot run, the exam is refused.
-4. Thick slices and unusual voxel sizes give warnings (:mod:`voxmmsd.infer.acquisition`).
+4. Thick slices and unusual voxel sizes give warnings (:mod:`voxmmsd.exam.acquisition`).
+5. The sequences go onto the reference grid as :func:`voxmmsd.io.reader.onto_grid` puts them (through their
+   registration where one ran; the one resampler, :func:`voxmmsd.io.geometry.resample_to`).
 """
 
 from __future__ import annotations
@@ -22,13 +25,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from voxmmsd.errors import ConfigError, InputError
-from voxmmsd.infer import register as reg
-from voxmmsd.infer.acquisition import acquisition_warnings
-from voxmmsd.infer.exam_qc import exam_picture
-from voxmmsd.io.checks import check_distinct, check_distinct_arrays, looks_skull_stripped
-from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
-from voxmmsd.io.geometry import Geometry, check_overlap
-from voxmmsd.io.reader import Case, read_sequence
+from voxmmsd.exam import register as reg
+from voxmmsd.exam.acquisition import acquisition_warnings
+from voxmmsd.exam.qc import exam_picture
+from voxmmsd.io.checks import check_distinct_arrays, looks_skull_stripped
+from voxmmsd.io.discovery import CaseFiles
+from voxmmsd.io.geometry import Geometry, resample_to
+from voxmmsd.io.reader import Case, onto_grid, read_sequences
+from voxmmsd.sequences import SEQUENCE_NAMES, reference_for
 
 log = logging.getLogger(__name__)
 
@@ -57,18 +61,10 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
     options = options or ExamOptions()
     reg_mode = reg.check_mode(options.register)
     strip_mode = reg.check_mode(options.skull_strip, "--skull-strip")
-    present = [s for s in SEQUENCES if s in files.sequences]
-    if any(s not in set(allow_missing) for s in files.missing) or not present:
-        raise missing_error(files, allow_missing)
-    check_distinct({s: files.sequences[s] for s in present}, SEQUENCE_NAMES)
-    reference = options.reference if options.reference in present else present[0]
+    present, native, warnings = read_sequences(files, allow_missing)
+    reference = reference_for(present, options.reference)
     ref_name = SEQUENCE_NAMES[reference]
-    warnings: List[str] = []
     alerts: List[Dict[str, str]] = []
-    native: Dict[str, sitk.Image] = {}
-    for seq in present:
-        native[seq], found = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
-        warnings.extend(found)
     ref_geom = Geometry.of(native[reference])
     prep: Dict[str, Any] = {"register": reg_mode, "skull_strip": strip_mode, "registration": {}}
     if files.matches:
@@ -77,36 +73,29 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
             log.info("case %s: %s <- %s", files.case_id, SEQUENCE_NAMES.get(key, key), why)
     extractor = _extractor_if_needed(files, native, strip_mode, options, extractor, alerts, prep)
     alerts.extend(acquisition_warnings({s: native[s].GetSpacing() for s in present}, SEQUENCE_NAMES))
-    identity = sitk.Transform()
-    transforms: Dict[str, sitk.Transform] = {reference: identity}
-    resampled: Dict[str, str] = {}
+    transforms: Dict[str, sitk.Transform] = {}
+    registered: Dict[str, str] = {}
     for seq in present:
-        if seq == reference:
-            continue
         geom = Geometry.of(native[seq])
+        if seq == reference or not (reg_mode == "on" or (reg_mode == "auto" and not geom.same_as(ref_geom))):
+            continue
         name = f"{SEQUENCE_NAMES[seq]} ({files.sequences[seq]})"
-        if reg_mode == "on" or (reg_mode == "auto" and not geom.same_as(ref_geom)):
-            result = reg.register_rigid(native[reference], native[seq], name, ref_name)
-            transforms[seq], note = reg.check_result(result, name, ref_name, native[reference])
-            prep["registration"][seq] = result.to_dict()
-            if note:
-                alerts.append(_warning("registration", note))
-                prep["registration"][seq]["used"] = "scanner alignment" if "kept" in note else "result"
-            resampled[seq] = (f"rigidly registered (mutual information) onto {ref_name}: rotation "
-                              f"{result.rotation_deg:.1f} deg, shift {result.translation_mm:.1f} mm; "
-                              f"{geom.describe()} -> {ref_geom.describe()}")
-        else:
-            transforms[seq] = identity
-            if not geom.same_as(ref_geom):
-                check_overlap(name, geom, ref_geom, f"{ref_name} ({files.sequences[reference]})")
-                resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
-    # a sequence already on the reference grid (and not registered) is taken voxel for voxel: resampling it
-    # through the identity would still move intensities by rounding (and the brain's edge with them)
-    channels = {s: (sitk.GetArrayFromImage(native[s]).astype(np.float32) if s not in resampled else
-                    sitk.GetArrayFromImage(reg.resample_with(native[s], ref_geom, transforms[s])))
-                for s in present}
+        result = reg.register_rigid(native[reference], native[seq], name, ref_name)
+        transforms[seq], note = reg.check_result(result, name, ref_name, native[reference])
+        prep["registration"][seq] = result.to_dict()
+        if note:
+            alerts.append(_warning("registration", note))
+            prep["registration"][seq]["used"] = "scanner alignment" if "kept" in note else "result"
+        registered[seq] = (f"rigidly registered (mutual information) onto {ref_name}: rotation "
+                           f"{result.rotation_deg:.1f} deg, shift {result.translation_mm:.1f} mm; "
+                           f"{geom.describe()} -> {ref_geom.describe()}")
+    # the unregistered sequences as load_case puts them on the grid (voxel for voxel where they are on it)
+    channels, resampled = onto_grid(files, native, reference, transforms)
+    resampled.update(registered)
     check_distinct_arrays(channels, files.sequences, {s: SEQUENCE_NAMES[s] for s in present})
-    mask = _brain_mask(files, native, transforms, ref_geom, extractor, prep) if extractor is not None else None
+    identity = sitk.Transform()
+    mask = None if extractor is None else \
+        _brain_mask(files, native, {s: transforms.get(s, identity) for s in present}, ref_geom, extractor, prep)
     image = np.stack([channels[s] for s in present])
     if mask is not None:
         image *= mask[None].astype(np.float32)
@@ -143,7 +132,7 @@ def _extractor_if_needed(files: CaseFiles, native: Dict[str, sitk.Image], mode: 
     prep["brain_extraction"] = {"why": why}
     if extractor is not None:
         return extractor
-    from voxmmsd.skullstrip import shared_extractor
+    from voxmmsd.exam.skullstrip import shared_extractor
 
     try:
         return shared_extractor(options.device)
@@ -159,7 +148,7 @@ def _brain_mask(files: CaseFiles, native: Dict[str, sitk.Image], transforms: Dic
     that sequence's registration onto the reference grid."""
     source = next(s for s in (*STRIP_SOURCES, *native) if s in native)
     mask_native = extractor.mask(native[source], f"{SEQUENCE_NAMES[source]} ({files.sequences[source]})")
-    on_ref = reg.resample_with(mask_native, ref_geom, transforms[source], label=True)
+    on_ref = resample_to(mask_native, ref_geom, label=True, transform=transforms[source])
     mask = sitk.GetArrayFromImage(on_ref).astype(np.uint8)
     ml = float(mask.sum()) * ref_geom.voxel_volume_ml
     prep["brain_extraction"].update({**extractor.describe(), "source": source, "brain_ml": round(ml, 1)})

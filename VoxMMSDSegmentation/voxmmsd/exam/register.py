@@ -26,7 +26,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from voxmmsd.errors import ConfigError, InputError
-from voxmmsd.io.geometry import Geometry
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +186,3 @@ def check_result(result: Registration, what: str, reference: str, fixed: sitk.Im
         return result.transform, (f"Registration of {what} onto {reference} stopped at its iteration limit "
                                   f"({result.iterations}) before converging; check registration_qc.png.")
     return result.transform, None
-
-
-def resample_with(moving: sitk.Image, reference: Geometry, transform: sitk.Transform,
-                  label: bool = False) -> sitk.Image:
-    """``moving`` on the ``reference`` grid through ``transform`` (linear; nearest neighbour for labels)."""
-    if label:
-        return sitk.Resample(moving, list(reference.size), transform, sitk.sitkNearestNeighbor, reference.origin,
-                             reference.spacing, reference.direction, 0, moving.GetPixelID())
-    return sitk.Resample(sitk.Cast(moving, sitk.sitkFloat32), list(reference.size), transform, sitk.sitkLinear,
-                         reference.origin, reference.spacing, reference.direction, 0.0, sitk.sitkFloat32)

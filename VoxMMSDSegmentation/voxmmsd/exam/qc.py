@@ -14,7 +14,7 @@ from typing import List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 from scipy import ndimage
 
-from voxmmsd.infer.qc import GAP, grey_window, scale_nearest
+from voxmmsd.io.png import GAP, grey_window, scale_nearest
 
 PANEL = 200
 YELLOW = np.array([255, 220, 0], np.uint8)
