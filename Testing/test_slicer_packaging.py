@@ -136,7 +136,7 @@ def test_widget_names_exist_in_ui():
     assert used and not (used - names), f"widgets used but absent from the .ui: {sorted(used - names)}"
     params = {w.get("name"): w.find("property[@name='SlicerParameterName']/string").text
               for w in ui.iter("widget") if w.find("property[@name='SlicerParameterName']") is not None}
-    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "register", "refuse_implausible"}
+    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "refuse_implausible"}  # register: a selector
     for key in params.values():
         assert re.search(rf"^\s+{key}: ", source, re.M), f"parameter {key} missing in the parameter node"
 
@@ -171,13 +171,25 @@ def test_segment_arguments(tmp_path):
                                                               min_component_ml=0.5))
     assert args[:5] == ["segment", "--t1c", str(tmp_path / "c.nrrd"), "--t2f", str(tmp_path / "f.nrrd")]
     for flag, value in (("--out", str(tmp_path / "out")), ("--progress", "json"), ("--device", "cuda"),
-                        ("--model", "m"), ("--min-component-ml", "0.5"), ("--backend", "auto")):
+                        ("--model", "m"), ("--min-component-ml", "0.5"), ("--backend", "auto"),
+                        ("--register", "auto"), ("--skull-strip", "auto")):
         assert args[args.index(flag) + 1] == value
-    assert "--tta" in args and "--register" not in args and "--skull-strip" not in args
+    assert "--tta" in args
     off = commands.segment_arguments({}, tmp_path, commands.SegmentOptions(skull_strip="off"))
     assert off[off.index("--skull-strip") + 1] == "off"
-    with pytest.raises(ValueError):
-        commands.segment_arguments({}, tmp_path, commands.SegmentOptions(device="gpu"))
+    with pytest.raises(ValueError, match="device"):
+        commands.SegmentOptions(device="gpu")
+
+
+@pytest.mark.parametrize("register", ["off", "on", "auto"])
+def test_the_engine_reads_the_modules_register_choice(tmp_path, register):
+    """Bug: the module's register was a bool and the engine's auto|on|off, so an unchecked box sent nothing and the
+    engine's default (auto) still registered. The engine's own parser reads what the module sends."""
+    from voxmmsd.cli.main import build_parser
+
+    args = commands.segment_arguments({"t1c": tmp_path / "c.nrrd"}, tmp_path / "out",
+                                      commands.SegmentOptions(register=register))
+    assert build_parser().parse_args(args).register == register
 
 
 def test_training_arguments():

@@ -70,7 +70,6 @@ if parameterNodeWrapper is not None:
         t2w: slicer.vtkMRMLScalarVolumeNode
         t2f: slicer.vtkMRMLScalarVolumeNode
         tta: bool = False
-        register: bool = False
         refuse_implausible: bool = False
 else:  # pragma: no cover
     VoxMMSDSegmentationParameterNode = None
@@ -112,6 +111,9 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         for name in ("auto", "cuda", "cpu"):
             self.ui.deviceSelector.addItem({"auto": "Automatic", "cuda": "GPU", "cpu": "CPU"}[name], name)
             self.ui.trainDeviceSelector.addItem({"auto": "Automatic", "cuda": "GPU", "cpu": "CPU"}[name], name)
+        for name, text in (("auto", "Co-register: automatic (when the grids differ)"),
+                           ("on", "Co-register: always"), ("off", "Co-register: never")):
+            self.ui.registerSelector.addItem(text, name)  # the engine's three states (SegmentOptions.register)
         self.refreshModels()
 
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -295,7 +297,7 @@ class VoxMMSDSegmentationWidget(ScriptedLoadableModuleWidget, VTKObservationMixi
         model = self.selectedModel()
         options = SegmentOptions(model=model.argument if model else "",
                                  device=self.ui.deviceSelector.currentData,
-                                 tta=self._parameterNode.tta, register=self._parameterNode.register,
+                                 tta=self._parameterNode.tta, register=self.ui.registerSelector.currentData,
                                  on_implausible="refuse" if self._parameterNode.refuse_implausible else "warn")
         with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
             self.ui.logText.clear()
