@@ -225,11 +225,11 @@ def test_panel_tables_commands_and_the_install_rule(tmp_path: Path, synthetic_ca
 
 
 def test_cohort_jobs_resume_by_running_the_same_command(tmp_path: Path):
-    command = ["PythonSlicer", "-m", "voxmmsd", "cohort", "finetune", "/c", "--out", str(tmp_path), "--device", "cpu"]
-    assert jobs.resume_command(command, tmp_path) == command
-    plain = ["py", "-m", "voxmmsd", "finetune", "--data", "cohort", "--out", "r", "--device", "cpu"]
-    assert jobs.resume_command(plain, Path("r")) == ["py", "-m", "voxmmsd", "finetune", "--device", "cpu",
-                                                     "--resume", "r"]
+    command = ["cohort", "finetune", "/c", "--out", str(tmp_path), "--device", "cpu"]
+    assert jobs.resume_arguments("cohort", command, tmp_path, "cpu") == command
+    plain = ["finetune", "--data", "cohort", "--out", "r", "--device", "cpu"]
+    assert jobs.resume_arguments("finetune", plain, Path("r"), "cpu") == ["finetune", "--device", "cpu",
+                                                                          "--resume", "r"]
     (tmp_path / "events.jsonl").write_text(json.dumps({"time": 1, "stage": "cohort", "event": "stopped"}) + "\n")
     st = jobs.status(tmp_path)
     assert st.kind == "cohort" and st.state == jobs.STOPPED and st.resumable and st.model_dir is None

@@ -588,15 +588,13 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
 
         return jobs.KnownRuns(jobs.default_runs_file())
 
-    def _launch(self, kind: str, args: List[str], out: str):
+    def _launch(self, kind: str, args: List[str], out: str, device: str):
         from VoxMMSDSegmentationLib import jobs, process
 
         if not out:
             raise ValueError("Choose an output folder for the run.")
-        command = process.engine_command(args, self.pythonExecutable())
-        device = args[args.index("--device") + 1] if "--device" in args else "auto"
-        record, handle = jobs.launch(Path(out), kind, command, process.engine_environment(
-            self.engineEnvironment(), device))
+        prefix = process.engine_command([], self.pythonExecutable())
+        record, handle = jobs.launch(Path(out), kind, prefix, args, self.engineEnvironment(), device)
         self.knownRuns().add(Path(out))
         self._handles = getattr(self, "_handles", []) + [handle]  # reaped while Slicer runs
         return record
@@ -604,12 +602,12 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
     def startPretraining(self, options):
         from VoxMMSDSegmentationLib.commands import pretrain_arguments
 
-        return self._launch("pretrain", pretrain_arguments(options), options.out)
+        return self._launch("pretrain", pretrain_arguments(options), options.out, options.device)
 
     def startFinetuning(self, options):
         from VoxMMSDSegmentationLib.commands import finetune_arguments
 
-        return self._launch("finetune", finetune_arguments(options), options.out)
+        return self._launch("finetune", finetune_arguments(options), options.out, options.device)
 
     def jobStatuses(self):
         for handle in getattr(self, "_handles", []):
@@ -665,14 +663,14 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
         """Fine-tune ``options.model`` on the cohort with cross-validation against it (a detached job)."""
         from VoxMMSDSegmentationLib.learning import COHORT_KIND, learn_arguments
 
-        return self._launch(COHORT_KIND, learn_arguments(options), options.out)
+        return self._launch(COHORT_KIND, learn_arguments(options), options.out, options.device)
 
     def startExamPretraining(self, exams: str, out: Path, model: str, iterations: int, device: str = "auto"):
         """Prepare unlabelled exams and pre-train ``model``'s network on them (a detached job)."""
         from VoxMMSDSegmentationLib.learning import EXAM_PRETRAIN_KIND, exam_pretrain_arguments
 
         return self._launch(EXAM_PRETRAIN_KIND, exam_pretrain_arguments(exams, str(out), model, iterations, device),
-                            str(out))
+                            str(out), device)
 
     @staticmethod
     def installCohortModel(run: Path, force: bool = False):
@@ -682,9 +680,9 @@ class VoxMMSDSegmentationLogic(ScriptedLoadableModuleLogic):
         return install(Path(run), force)
 
     def resumeJob(self, run: Path):
-        from VoxMMSDSegmentationLib import jobs, process
+        from VoxMMSDSegmentationLib import jobs
 
-        record, handle = jobs.resume(run, process.engine_environment(self.engineEnvironment()))
+        record, handle = jobs.resume(run, self.engineEnvironment())  # on the device recorded at launch
         self._handles = getattr(self, "_handles", []) + [handle]
         return record
 
