@@ -5,8 +5,9 @@ brain crop in one pass (:func:`voxmmsd.infer.window.whole`, padded to a multiple
 the outputs decoded by :func:`voxmmsd.infer.postprocess.labels_from_scores` (argmax, or the
 WT/TC/ET regions), voxels outside the brain set to 0. So the checkpoint kept as "best" is
 chosen on the path users run. It scores on the preprocessed grid of the cache (cropped,
-resampled); the evaluation command scores predictions on the original grid.
-:func:`predict_label` (MONAI sliding windows) remains for callers that want windows.
+resampled); the evaluation command scores predictions on the original grid. The
+label-efficiency experiment (:mod:`voxmmsd.experiment.score`) takes its label maps from
+:func:`predict_whole` too, so a region-output network is read as regions everywhere.
 """
 
 from __future__ import annotations
