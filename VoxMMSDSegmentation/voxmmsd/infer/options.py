@@ -18,6 +18,8 @@ import argparse
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from voxmmsd.errors import ConfigError
+
 BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
 PRECISIONS = ("auto", "bf16", "fp16", "fp32")
@@ -27,15 +29,19 @@ ON_IMPLAUSIBLE = ("warn", "refuse")
 LABEL_CONVENTIONS = ("brats2023", "legacy")
 
 
+class OptionError(ConfigError, ValueError):
+    """A segmentation option has a value it cannot have (the command line prints it without a traceback)."""
+
+
 def _choice(name: str, value: Any, allowed: Tuple[str, ...]) -> None:
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+        raise OptionError(f"The segmentation option {name} must be one of {', '.join(allowed)}, not {value!r}.")
 
 
 @dataclass(frozen=True)
 class SegmentOptions:
     """How one case (or each case of a batch) is segmented. Every value is checked on creation
-    (``ValueError`` naming the option), so a bad record never reaches a process."""
+    (:class:`OptionError`, a ``ValueError``, naming the option), so a bad record never reaches a process."""
 
     model: str = ""  # model id (ID or ID@VERSION) or package folder; "" = the default model
     backend: str = "auto"  # auto | torch | onnx
@@ -59,7 +65,8 @@ class SegmentOptions:
     def __post_init__(self) -> None:
         _choice("backend", self.backend, BACKENDS)
         if self.device not in DEVICES and not str(self.device).startswith("cuda:"):
-            raise ValueError(f"device must be one of {', '.join(DEVICES)} (or cuda:N), not {self.device!r}")
+            raise OptionError(f"The segmentation option device must be one of {', '.join(DEVICES)} (or cuda:N), "
+                              f"not {self.device!r}.")
         _choice("precision", self.precision, PRECISIONS)
         _choice("blend", self.blend, BLENDS)
         _choice("register", self.register, THREE_STATE)
@@ -68,11 +75,13 @@ class SegmentOptions:
         _choice("labels", self.labels, LABEL_CONVENTIONS)
         for name in ("tta", "fallback", "qc"):
             if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{name} must be true or false, not {getattr(self, name)!r}")
+                raise OptionError(f"The segmentation option {name} must be true or false, not "
+                                  f"{getattr(self, name)!r}.")
         if self.patch_size is not None:
             patch = tuple(int(v) for v in self.patch_size)
             if len(patch) != 3:
-                raise ValueError(f"patch_size needs three values (z, y, x), not {self.patch_size!r}")
+                raise OptionError(f"The segmentation option patch_size needs three values (z, y, x), not "
+                                  f"{self.patch_size!r}.")
             object.__setattr__(self, "patch_size", patch)
         for name in ("overlap", "min_component_ml", "min_et_component_ml", "tumour_bias"):
             value = getattr(self, name)
@@ -91,7 +100,8 @@ class SegmentOptions:
         names = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
-            raise ValueError(f"unknown segmentation option(s): {', '.join(unknown)}")
+            raise OptionError(f"Unknown segmentation option(s): {', '.join(unknown)}; the options are "
+                              f"{', '.join(sorted(names))}.")
         values = dict(data)
         if values.get("patch_size") is not None:
             values["patch_size"] = tuple(values["patch_size"])
