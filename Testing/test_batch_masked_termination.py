@@ -11,6 +11,7 @@ import pytest
 from test_models_package import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.infer.batch import run_batch
+from voxmmsd.infer.options import SegmentOptions
 from voxmmsd.infer.predictor import Predictor, PredictorConfig
 from voxmmsd.io.discovery import find_dataset
 from voxmmsd.jobs import signals
@@ -42,7 +43,7 @@ def test_a_masked_sigterm_stops_the_batch_and_lists_what_was_done(tmp_path: Path
     pred = _MaskedStop(pkg, PredictorConfig(backend="torch", precision="fp32", uncertainty=False))
     with signals.handled():
         with pytest.raises(signals.Terminated):
-            run_batch(pred, find_dataset(data), out, progress_bar=False, qc=False)
+            run_batch(pred, find_dataset(data), out, SegmentOptions(qc=False), progress_bar=False)
     with open(out / "summary.csv", newline="") as f:
         rows = {r["case_id"]: r["status"] for r in csv.DictReader(f)}
     assert len(rows) == 3
@@ -58,5 +59,5 @@ def test_without_a_signal_an_error_is_one_failed_case(tmp_path: Path) -> None:
     pkg = load_package(build_tiny_package(tmp_path / "pkg"))
     with signals.handled():
         results = run_batch(Failing(pkg, PredictorConfig(backend="torch", precision="fp32")), find_dataset(data),
-                            tmp_path / "out", progress_bar=False, qc=False)
+                            tmp_path / "out", SegmentOptions(qc=False), progress_bar=False)
     assert [r.status for r in results] == ["failed", "failed"]

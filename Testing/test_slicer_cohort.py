@@ -225,11 +225,11 @@ def test_panel_tables_commands_and_the_install_rule(tmp_path: Path, synthetic_ca
 
 
 def test_cohort_jobs_resume_by_running_the_same_command(tmp_path: Path):
-    command = ["PythonSlicer", "-m", "voxmmsd", "cohort", "finetune", "/c", "--out", str(tmp_path), "--device", "cpu"]
-    assert jobs.resume_command(command, tmp_path) == command
-    plain = ["py", "-m", "voxmmsd", "finetune", "--data", "cohort", "--out", "r", "--device", "cpu"]
-    assert jobs.resume_command(plain, Path("r")) == ["py", "-m", "voxmmsd", "finetune", "--device", "cpu",
-                                                     "--resume", "r"]
+    command = ["cohort", "finetune", "/c", "--out", str(tmp_path), "--device", "cpu"]
+    assert jobs.resume_arguments("cohort", command, tmp_path, "cpu") == command
+    plain = ["finetune", "--data", "cohort", "--out", "r", "--device", "cpu"]
+    assert jobs.resume_arguments("finetune", plain, Path("r"), "cpu") == ["finetune", "--device", "cpu",
+                                                                          "--resume", "r"]
     (tmp_path / "events.jsonl").write_text(json.dumps({"time": 1, "stage": "cohort", "event": "stopped"}) + "\n")
     st = jobs.status(tmp_path)
     assert st.kind == "cohort" and st.state == jobs.STOPPED and st.resumable and st.model_dir is None
@@ -256,11 +256,18 @@ def test_cohort_panel_uses_only_widgets_logic_methods_and_widget_members_that_ex
     assert used and not (used - names), f"widgets absent from the .ui: {sorted(used - names)}"
     module = ast.parse((MODULE_DIR / "VoxMMSDSegmentation.py").read_text())
     classes = {n.name: n for n in module.body if isinstance(n, ast.ClassDef)}
-    logic = {f.name for f in classes["VoxMMSDSegmentationLogic"].body if isinstance(f, ast.FunctionDef)}
+    logic_module = ast.parse((MODULE_DIR / "VoxMMSDSegmentationLib" / "logic.py").read_text())
+    logic_class = next(n for n in logic_module.body
+                       if isinstance(n, ast.ClassDef) and n.name == "VoxMMSDSegmentationLogic")
+    logic = {f.name for f in logic_class.body if isinstance(f, ast.FunctionDef)}
     assert not (set(re.findall(r"self\.logic\.(\w+)", panel)) - logic)
     widget = classes["VoxMMSDSegmentationWidget"]
     members = {f.name for f in widget.body if isinstance(f, ast.FunctionDef)}
     members |= {t.attr for n in ast.walk(widget) if isinstance(n, ast.Assign) for t in n.targets
                 if isinstance(t, ast.Attribute)}
     assert not (set(re.findall(r"self\.widget\.(\w+)", panel)) - members)
+    training = ast.parse((MODULE_DIR / "VoxMMSDSegmentationLib" / "training_panel.py").read_text())
+    panel_class = next(n for n in training.body if isinstance(n, ast.ClassDef) and n.name == "TrainingPanel")
+    panel_methods = {f.name for f in panel_class.body if isinstance(f, ast.FunctionDef)}
+    assert not (set(re.findall(r"self\.widget\.trainingPanel\.(\w+)", panel)) - panel_methods)
     assert "CohortPanel(self)" in (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()

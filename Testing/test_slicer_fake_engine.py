@@ -53,6 +53,7 @@ def implausible_record() -> dict:
 
 
 def main(argv: list) -> int:
+    from voxmmsd.infer.options import add_arguments
     from voxmmsd.io.geometry import Geometry
     from voxmmsd.io.labels import volumes_ml
     from voxmmsd.io.reader import read_image
@@ -64,13 +65,7 @@ def main(argv: list) -> int:
         p.add_argument(f"--{key}")
     p.add_argument("--out", required=True)
     p.add_argument("--progress")
-    p.add_argument("--device")
-    p.add_argument("--backend")
-    p.add_argument("--model")
-    p.add_argument("--tta", action="store_true")
-    p.add_argument("--register", action="store_true")
-    p.add_argument("--min-component-ml")
-    p.add_argument("--on-implausible", default="warn")
+    add_arguments(p)  # the engine's own segmentation options: the fake accepts exactly what the real one does
     args = p.parse_args(argv)
     mode = os.environ.get("FAKE_ENGINE_MODE", "ok")
 

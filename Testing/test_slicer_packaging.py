@@ -127,17 +127,26 @@ def test_library_imports_without_slicer_or_qt():
     assert done.returncode == 0, done.stderr
 
 
+#: the widget's code: the module file and the panels it delegates sections to
+WIDGET_FILES = ("VoxMMSDSegmentation.py", "VoxMMSDSegmentationLib/training_panel.py",
+                "VoxMMSDSegmentationLib/cohort_panel.py")
+LOGIC_FILE = MODULE_DIR / "VoxMMSDSegmentationLib" / "logic.py"
+
+
+def _widget_source() -> str:
+    return "\n".join((MODULE_DIR / f).read_text() for f in WIDGET_FILES)
+
+
 def test_widget_names_exist_in_ui():
     ui = ET.parse(MODULE_DIR / "Resources" / "UI" / "VoxMMSDSegmentation.ui")
     names = {w.get("name") for w in ui.iter("widget")}
-    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
-    used = set(re.findall(r"self\.ui\.(\w+)", source))
+    used = set(re.findall(r"self\.ui\.(\w+)", _widget_source()))
     assert used and not (used - names), f"widgets used but absent from the .ui: {sorted(used - names)}"
     params = {w.get("name"): w.find("property[@name='SlicerParameterName']/string").text
               for w in ui.iter("widget") if w.find("property[@name='SlicerParameterName']") is not None}
-    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "register", "refuse_implausible"}
+    assert set(params.values()) == {"t1n", "t1c", "t2w", "t2f", "tta", "refuse_implausible"}  # register: a selector
     for key in params.values():
-        assert re.search(rf"^\s+{key}: ", source, re.M), f"parameter {key} missing in the parameter node"
+        assert re.search(rf"^\s+{key}: ", LOGIC_FILE.read_text(), re.M), f"parameter {key} missing in the node"
 
 
 # ------------------------------------------------------------------ commands
@@ -148,13 +157,25 @@ def test_segment_arguments(tmp_path):
                                                               min_component_ml=0.5))
     assert args[:5] == ["segment", "--t1c", str(tmp_path / "c.nrrd"), "--t2f", str(tmp_path / "f.nrrd")]
     for flag, value in (("--out", str(tmp_path / "out")), ("--progress", "json"), ("--device", "cuda"),
-                        ("--model", "m"), ("--min-component-ml", "0.5"), ("--backend", "auto")):
+                        ("--model", "m"), ("--min-component-ml", "0.5"), ("--backend", "auto"),
+                        ("--register", "auto"), ("--skull-strip", "auto")):
         assert args[args.index(flag) + 1] == value
-    assert "--tta" in args and "--register" not in args and "--skull-strip" not in args
+    assert "--tta" in args
     off = commands.segment_arguments({}, tmp_path, commands.SegmentOptions(skull_strip="off"))
     assert off[off.index("--skull-strip") + 1] == "off"
-    with pytest.raises(ValueError):
-        commands.segment_arguments({}, tmp_path, commands.SegmentOptions(device="gpu"))
+    with pytest.raises(ValueError, match="device"):
+        commands.SegmentOptions(device="gpu")
+
+
+@pytest.mark.parametrize("register", ["off", "on", "auto"])
+def test_the_engine_reads_the_modules_register_choice(tmp_path, register):
+    """Bug: the module's register was a bool and the engine's auto|on|off, so an unchecked box sent nothing and the
+    engine's default (auto) still registered. The engine's own parser reads what the module sends."""
+    from voxmmsd.cli.main import build_parser
+
+    args = commands.segment_arguments({"t1c": tmp_path / "c.nrrd"}, tmp_path / "out",
+                                      commands.SegmentOptions(register=register))
+    assert build_parser().parse_args(args).register == register
 
 
 def test_training_arguments():
@@ -169,30 +190,45 @@ def test_training_arguments():
 def test_module_gui_stays_light():
     """What the review found on the GUI thread must not come back: PNGs rendered into new temporary
     folders on every tick, a jobs timer running while the module is hidden, whole re-reads of events."""
-    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
+    source = _widget_source()
     assert "tempDirectory(" not in source and "QPixmap" not in source and "matplotlib" not in source
-    tree = ast.parse(source)
-    widget = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "VoxMMSDSegmentationWidget")
-    methods = {f.name: ast.get_source_segment(source, f) for f in widget.body if isinstance(f, ast.FunctionDef)}
-    assert "self.jobTimer.start()" in methods["enter"] and "self.jobTimer.stop()" in methods["exit"]
-    assert "jobTimer.start" not in methods["setup"]
-    assert "JobMonitor" in methods["refreshJobs"] and "lossChart.show" in methods["refreshJobs"]
-    assert "statuses()" not in methods["refreshJobs"]  # no whole re-read of every events.jsonl per tick
+
+    def methods_of(path: Path, name: str):
+        text = path.read_text()
+        cls = next(n for n in ast.parse(text).body if isinstance(n, ast.ClassDef) and n.name == name)
+        return {f.name: ast.get_source_segment(text, f) for f in cls.body if isinstance(f, ast.FunctionDef)}
+
+    widget = methods_of(MODULE_DIR / "VoxMMSDSegmentation.py", "VoxMMSDSegmentationWidget")
+    assert "self.jobTimer.start()" in widget["enter"] and "self.jobTimer.stop()" in widget["exit"]
+    assert "jobTimer.start" not in widget["setup"]
+    panel = methods_of(MODULE_DIR / "VoxMMSDSegmentationLib" / "training_panel.py", "TrainingPanel")
+    assert "trainingPanel.refresh" in widget["refreshJobs"]
+    assert "JobMonitor" in panel["refresh"] and "lossChart.show" in panel["refresh"]
+    assert "statuses()" not in panel["refresh"]  # no whole re-read of every events.jsonl per tick
 
 
 def test_module_file_uses_only_library_names_that_exist():
     """The Widget and Logic cannot run here; at least every library name they use must exist."""
     import importlib
 
-    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
-    tree = ast.parse(source)
+    source = _widget_source() + "\n" + LOGIC_FILE.read_text()
+    tree = ast.parse(source.replace("from __future__ import annotations", ""))
     aliases, missing = {}, []
+    def defines(module: str, name: str) -> bool:
+        try:
+            return hasattr(importlib.import_module(module), name)
+        except ModuleNotFoundError:  # a part that needs Slicer's GUI (qt, ScriptedLoadableModule): its source
+            path = MODULE_DIR / (module.replace(".", "/") + ".py")
+            top = ast.parse(path.read_text()).body
+            return any(getattr(n, "name", None) == name or (isinstance(n, ast.Assign) and any(
+                getattr(t, "id", None) == name for t in n.targets)) for n in ast.walk(ast.Module(top, [])))
+
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("VoxMMSDSegmentationLib"):
             for alias in node.names:
                 if node.module == "VoxMMSDSegmentationLib":  # a library module
                     aliases[alias.asname or alias.name] = importlib.import_module(f"{node.module}.{alias.name}")
-                elif not hasattr(importlib.import_module(node.module), alias.name):
+                elif not defines(node.module, alias.name):
                     missing.append(f"{node.module}.{alias.name}")
     assert {"jobs", "dependencies", "models"} <= set(aliases)
     for node in ast.walk(tree):
@@ -203,9 +239,8 @@ def test_module_file_uses_only_library_names_that_exist():
 
 
 def test_widget_calls_only_logic_methods_that_exist():
-    source = (MODULE_DIR / "VoxMMSDSegmentation.py").read_text()
-    tree = ast.parse(source)
+    tree = ast.parse(LOGIC_FILE.read_text())
     logic = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "VoxMMSDSegmentationLogic")
     methods = {f.name for f in logic.body if isinstance(f, ast.FunctionDef)} | {"getParameterNode"}
-    used = set(re.findall(r"self\.logic\.(\w+)", source))
+    used = set(re.findall(r"self\.logic\.(\w+)", _widget_source()))
     assert used and not (used - methods), f"Logic lacks {sorted(used - methods)}"

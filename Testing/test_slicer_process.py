@@ -224,8 +224,8 @@ def launcher(tmp_path):
 @posix_only
 def test_job_stop_reattach_resume(tmp_path, trainer):
     run = tmp_path / "run"
-    cmd = [sys.executable, str(trainer), "pretrain", "--out", str(run), "--total", "60"]
-    record, handle = jobs.launch(run, "pretrain", cmd)
+    cmd = [sys.executable, str(trainer)], ["pretrain", "--out", str(run), "--total", "60"]
+    record, handle = jobs.launch(run, "pretrain", *cmd)
     assert jobs.read_record(run).pid == handle.pid
     assert wait_for(lambda: jobs.status(run).events.iteration >= 3)
     st = jobs.status(run)  # what a reopened module sees: registry + events.jsonl
@@ -240,6 +240,7 @@ def test_job_stop_reattach_resume(tmp_path, trainer):
 
     record2, handle2 = jobs.resume(run)
     assert record2.command[-2:] == ["--resume", str(run)] and record2.launches == 2
+    assert record2.command[-4:-2] == ["--device", "auto"] and record2.device == "auto"
     assert handle2.wait(60) == 0
     st = jobs.status(run)
     assert st.state == jobs.FINISHED and st.events.iteration == 60
@@ -256,7 +257,7 @@ def engine_pid_of(run):
 def test_stop_through_a_launcher_that_forwards_no_signal(tmp_path, trainer, launcher):
     """PythonSlicer-like launcher: Stop must reach the interpreter behind it (the stop file)."""
     run = tmp_path / "run"
-    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer), "pretrain", "--out",
+    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer)], ["pretrain", "--out",
                                                               str(run), "--total", "100000"])
     assert wait_for(lambda: jobs.status(run).events.iteration >= 3)
     engine = engine_pid_of(run)
@@ -279,8 +280,8 @@ def test_launcher_killed_alone_never_allows_a_second_trainer(tmp_path, trainer, 
     from voxmmsd.errors import InputError
 
     run = tmp_path / "run"
-    cmd = launcher + [sys.executable, str(trainer), "pretrain", "--out", str(run), "--total", "100000"]
-    record, handle = jobs.launch(run, "pretrain", cmd)
+    cmd = launcher + [sys.executable, str(trainer)], ["pretrain", "--out", str(run), "--total", "100000"]
+    record, handle = jobs.launch(run, "pretrain", *cmd)
     assert wait_for(lambda: jobs.status(run).events.iteration >= 2)
     engine = engine_pid_of(run)
     os.kill(record.pid, signal.SIGTERM)  # what the old Stop did
@@ -293,7 +294,7 @@ def test_launcher_killed_alone_never_allows_a_second_trainer(tmp_path, trainer, 
     with pytest.raises(InputError, match="still running"):
         jobs.resume(run)
     with pytest.raises(InputError, match="never gets two trainers"):
-        jobs.launch(run, "pretrain", cmd)
+        jobs.launch(run, "pretrain", *cmd)
     assert jobs.stop_and_wait(run, timeout=30) == "stopped"  # the stop file reaches the orphan too
     assert process.wait_gone(engine, 10) and jobs.status(run).state == jobs.STOPPED
     record2, handle2 = jobs.resume(run)  # now allowed, and only one trainer runs
@@ -305,7 +306,7 @@ def test_launcher_killed_alone_never_allows_a_second_trainer(tmp_path, trainer, 
 @posix_only
 def test_stop_falls_back_to_killing_the_process_group(tmp_path, trainer, launcher):
     run = tmp_path / "run"
-    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer), "pretrain", "--out",
+    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer)], ["pretrain", "--out",
                                                               str(run), "--total", "100000", "--ignore-stop"])
     assert wait_for(lambda: jobs.status(run).events.iteration >= 2)
     engine = engine_pid_of(run)
@@ -319,7 +320,7 @@ def test_stop_falls_back_to_killing_the_process_group(tmp_path, trainer, launche
     st = jobs.status(run)
     assert st.state == jobs.DIED and not st.active
     # the blocking variant does the same by itself after its timeout
-    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer), "pretrain", "--out",
+    record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer)], ["pretrain", "--out",
                                                               str(run), "--total", "100000", "--ignore-stop"])
     assert wait_for(lambda: jobs.status(run).engine_pid not in (None, engine))
     engine = jobs.status(run).engine_pid
@@ -356,7 +357,7 @@ def test_windows_start_flags_give_a_group_and_no_console():
 @posix_only
 def test_died_job_and_kill(tmp_path, trainer):
     run = tmp_path / "run"
-    record, handle = jobs.launch(run, "finetune", [sys.executable, str(trainer), "finetune", "--out", str(run),
+    record, handle = jobs.launch(run, "finetune", [sys.executable, str(trainer)], ["finetune", "--out", str(run),
                                                    "--total", "100000"])
     assert wait_for(lambda: jobs.status(run).events.iteration >= 1)
     assert jobs.kill(run)
@@ -392,21 +393,46 @@ def test_reused_pid_is_not_mistaken_for_the_job(tmp_path):
     assert not process.pid_alive(-1)
 
 
-def test_resume_command_keeps_only_device():
-    cmd = ["py", "-m", "voxmmsd", "pretrain", "--data", "D", "--out", "R", "--device", "cpu", "--set", "iterations=5",
-           "--resume", "OLD", "--resume=X"]
-    assert jobs.resume_command(cmd, Path("R")) == ["py", "-m", "voxmmsd", "pretrain", "--device", "cpu",
-                                                   "--resume", "R"]
+@posix_only
+def test_the_record_keeps_the_device_and_how_to_resume(tmp_path, trainer):
+    """The device is stored in the job record at launch and the resumed job runs on it, in its environment
+    (before: the module parsed its own command line back for --device, and resumed without it)."""
+    run = tmp_path / "run"
+    prefix = [sys.executable, str(trainer)]
+    record, handle = jobs.launch(run, "pretrain", prefix, ["pretrain", "--out", str(run), "--total", "100000",
+                                                           "--device", "cpu"], device="cpu")
+    assert wait_for(lambda: jobs.status(run).events.iteration >= 1)
+    assert jobs.stop_and_wait(run, timeout=30) == "stopped" and handle.wait(20) == 0
+    saved = jobs.read_record(run)
+    assert saved.device == "cpu" and saved.prefix == prefix
+    assert saved.resume == ["pretrain", "--device", "cpu", "--resume", str(run)]
+    stopped_at = jobs.status(run).events.iteration
+    record2, handle2 = jobs.resume(run)
+    assert wait_for(lambda: jobs.status(run).events.iteration > stopped_at)  # the resumed trainer runs
+    assert jobs.stop_and_wait(run, timeout=30) == "stopped" and handle2.wait(20) == 0
+    assert record2.command == prefix + saved.resume and record2.device == "cpu" and record2.launches == 2
+    assert jobs.read_record(run).resume == saved.resume  # a second resume continues the same way
 
 
-def test_resume_command_is_accepted_by_the_engine(tmp_path, caplog):
+def test_an_old_record_is_not_parsed_but_refused_with_the_command_to_use(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / jobs.JOB_FILE).write_text(json.dumps({"run_dir": str(run), "kind": "pretrain", "command": [
+        "py", "-m", "voxmmsd", "pretrain", "--device", "cpu"], "pid": 0}))
+    with pytest.raises(Exception, match="voxmmsd pretrain --resume"):
+        jobs.resume(run)
+
+
+def test_resume_arguments_are_accepted_by_the_engine(tmp_path, caplog):
     """The engine refuses --set with --resume; the resumed command must not carry it."""
     from voxmmsd.cli.main import main
     from VoxMMSDSegmentationLib import commands
 
-    for args in (commands.pretrain_arguments(commands.PretrainOptions(data="D", out=str(tmp_path))),
-                 commands.finetune_arguments(commands.FinetuneOptions(data="D", out=str(tmp_path)))):
-        resumed = jobs.resume_command(["py", "-m", "voxmmsd"] + args, tmp_path)[3:]
+    for kind, args in (("pretrain", commands.pretrain_arguments(commands.PretrainOptions(data="D",
+                                                                                         out=str(tmp_path)))),
+                       ("finetune", commands.finetune_arguments(commands.FinetuneOptions(data="D",
+                                                                                         out=str(tmp_path))))):
+        resumed = jobs.resume_arguments(kind, args, tmp_path, "cpu")
         assert "--set" not in resumed
         # no checkpoint there: the engine must fail on that, not on the arguments
         caplog.clear()

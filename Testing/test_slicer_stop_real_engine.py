@@ -5,6 +5,7 @@ it runs, its lock keeps Resume from starting a second trainer."""
 
 from __future__ import annotations
 
+import os
 import sys
 import textwrap
 import time
@@ -52,10 +53,9 @@ def test_real_pretraining_stops_through_the_launcher(tmp_path):
     args = commands.pretrain_arguments(commands.PretrainOptions(data=str(data), out=str(run), iterations=100000,
                                                                 crop_size=(32, 32, 32), device="cpu"))
     args += ["--cache", str(tmp_path / "cache"), "--no-progress"] + [x for s in TINY for x in ("--set", s)]
-    command = [sys.executable, str(tmp_path / "launcher.py")] + process.engine_command(args)
-    env = process.engine_environment(device="cpu")
-    env["OMP_NUM_THREADS"] = "1"
-    record, handle = jobs.launch(run, "pretrain", command, env)
+    prefix = [sys.executable, str(tmp_path / "launcher.py")] + process.engine_command([])
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    record, handle = jobs.launch(run, "pretrain", prefix, args, env, device="cpu")
     def training(at_least: int) -> bool:
         events = jobs.status(run).events
         return events.stage == "pretrain" and len(events.history) >= at_least

@@ -1,7 +1,7 @@
 """Segment a folder of cases through the VoxMMSD module's Logic inside 3D Slicer, then exit.
 
     Slicer --no-splash --no-main-window --python-script scripts/slicer_batch.py -- \\
-        --data CASES_DIR --out OUT_DIR [--model ID_or_FOLDER] [--device auto|cuda|cpu] [--tta] [--register]
+        --data CASES_DIR --out OUT_DIR [--model ID_or_FOLDER] [--device auto|cuda|cpu] [--tta] [--register auto|on|off]
         [--on-implausible warn|refuse]
 
 Every case (one sub-folder with T1/T1c/T2/FLAIR) is loaded into the scene, segmented by the
@@ -30,7 +30,9 @@ def parse(argv: List[str]) -> argparse.Namespace:
     p.add_argument("--model", default="", help="model id or package folder (default: the bundled default model)")
     p.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"))
     p.add_argument("--tta", action="store_true", help="test-time augmentation")
-    p.add_argument("--register", action="store_true", help="rigidly co-register the sequences to T1c")
+    p.add_argument("--register", nargs="?", const="on", default="auto", choices=("auto", "on", "off"),
+                   help="rigid co-registration onto T1c: auto = when the grids differ (default), on (also a bare "
+                        "--register), off")
     p.add_argument("--timeout", type=float, default=None, help="seconds per case before it is cancelled")
     p.add_argument("--on-implausible", default="warn", choices=("warn", "refuse"),
                    help="an implausible result: warn (kept, listed in summary.csv) or refuse (no segmentation saved)")

@@ -1,8 +1,10 @@
 """Segment a folder of cases through the scene, one case at a time (Slicer batch mode).
 
 Each case's volumes are loaded into the scene, segmented by a :class:`SegmentationJob`
-(the engine's outputs kept in ``OUT/<case_id>/``), the segmentation and its volumes
-table checked and saved, then every node of the case is removed again.
+(``voxmmsd segment`` for that case, so the engine's one path for a case,
+``voxmmsd.infer.pipeline.segment_case``, with the same options record; the engine's outputs kept in
+``OUT/<case_id>/``), the segmentation and its volumes table checked and saved, then every node of the
+case is removed again.
 ``OUT/summary.csv`` lists every case with its status and volumes.
 """
 

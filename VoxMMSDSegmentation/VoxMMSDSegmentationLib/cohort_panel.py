@@ -161,7 +161,7 @@ class CohortPanel:
         """The cohort run the comparison shows: the one selected in the Jobs table, else the last started."""
         import qt
 
-        selected = self.widget.selectedRun()
+        selected = self.widget.trainingPanel.selectedRun()
         if selected is not None and (selected / "learn.json").is_file():
             return selected
         last = qt.QSettings().value(SETTINGS_RUN)

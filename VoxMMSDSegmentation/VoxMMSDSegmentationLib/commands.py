@@ -1,62 +1,31 @@
-"""Engine command lines for segmentation, pre-training and fine-tuning (pure functions)."""
+"""Engine command lines for segmentation, pre-training and fine-tuning (pure functions).
+
+Segmentation options are the engine's record, :class:`voxmmsd.infer.options.SegmentOptions`
+(re-exported here): the module fills it from its widgets and the engine builds the command line
+from it, so the two sides cannot mean different things by an option.
+"""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import List, Mapping, Tuple
 
-DEVICES = ("auto", "cuda", "cpu")
-BACKENDS = ("auto", "onnx", "torch")
+from voxmmsd.infer.options import SegmentOptions
 
-
-@dataclass(frozen=True)
-class SegmentOptions:
-    """What the Segmentation section sets (saved in the parameter node / batch runs)."""
-
-    model: str = ""  # model id or package folder; "" = the engine's default model
-    device: str = "auto"
-    backend: str = "auto"
-    tta: bool = False
-    register: bool = False
-    #: brain extraction: auto (the engine decides) | on | off (images already skull-stripped)
-    skull_strip: str = "auto"
-    min_component_ml: Optional[float] = None
-    #: an implausible result: warn (loaded with a warning) | refuse (not loaded; the engine writes no label map)
-    on_implausible: str = "warn"
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
+__all__ = ["FinetuneOptions", "PretrainOptions", "SegmentOptions", "finetune_arguments", "pretrain_arguments",
+           "segment_arguments"]
 
 
 def segment_arguments(inputs: Mapping[str, Path], out_dir: Path, options: SegmentOptions) -> List[str]:
-    """``voxmmsd segment`` arguments for explicit input files, JSON progress on stdout."""
-    if options.device not in DEVICES:
-        raise ValueError(f"device must be one of {DEVICES}, not {options.device!r}")
-    if options.backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, not {options.backend!r}")
+    """``voxmmsd segment`` arguments for explicit input files, JSON progress on stdout. The options are the
+    engine's own record (:class:`voxmmsd.infer.options.SegmentOptions`, checked when made), spelt out whole by
+    :meth:`~voxmmsd.infer.options.SegmentOptions.to_arguments`: no engine default decides for the module."""
     args = ["segment"]
     for key in ("t1n", "t1c", "t2w", "t2f"):
         if key in inputs and inputs[key] is not None:
             args += [f"--{key}", str(inputs[key])]
-    args += ["--out", str(out_dir), "--progress", "json", "--device", options.device, "--backend", options.backend]
-    if options.model:
-        args += ["--model", options.model]
-    if options.tta:
-        args.append("--tta")
-    if options.register:
-        args.append("--register")
-    if options.skull_strip not in ("auto", "on", "off"):
-        raise ValueError(f"skull_strip must be auto, on or off, not {options.skull_strip!r}")
-    if options.skull_strip != "auto":
-        args += ["--skull-strip", options.skull_strip]
-    if options.min_component_ml is not None:
-        args += ["--min-component-ml", f"{float(options.min_component_ml):g}"]
-    if options.on_implausible not in ("warn", "refuse"):
-        raise ValueError(f"on_implausible must be warn or refuse, not {options.on_implausible!r}")
-    if options.on_implausible != "warn":
-        args += ["--on-implausible", options.on_implausible]
-    return args
+    return args + ["--out", str(out_dir), "--progress", "json"] + options.to_arguments()
 
 
 @dataclass(frozen=True)

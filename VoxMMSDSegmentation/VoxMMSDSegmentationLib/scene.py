@@ -4,6 +4,10 @@ Everything here takes a ``vtkMRMLScene`` and nodes; nothing calls ``slicer.app``
 ``slicer.modules`` or Qt, so it runs both inside Slicer and on the ``slicer-core``
 wheel. Slicer nodes are RAS; files are LPS: the conversion is done by the storage
 nodes (and by :func:`node_geometry`, through ``voxmmsd.io.geometry.lps_to_ras_matrix``).
+
+The inputs' way out is :mod:`~VoxMMSDSegmentationLib.scene_export`, the label names, colours and
+terminology :mod:`~VoxMMSDSegmentationLib.scene_labels` (both re-exported here); this module
+brings the engine's outputs back into the scene.
 """
 
 from __future__ import annotations
@@ -16,6 +20,24 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 import numpy as np
 from voxmmsd.errors import InputError
 
+from VoxMMSDSegmentationLib.scene_export import (  # noqa: F401  (re-exported: the scene's I/O in one name)
+    check_input_node,
+    export_inputs,
+    export_volume,
+    node_geometry,
+    node_ijk_to_lps,
+)
+from VoxMMSDSegmentationLib.scene_labels import (  # noqa: F401
+    TERMINOLOGY_CONTEXT,
+    LabelSpec,
+    default_labels,
+    get_terminology,
+    labels_from_model,
+    set_terminology,
+    style_segments,
+    terminology_string,
+)
+
 log = logging.getLogger(__name__)
 
 #: region / label key -> display name of the volumes table
@@ -27,85 +49,12 @@ REGION_NAMES = {
     "SNFH": "Surrounding non-enhancing FLAIR hyperintensity",
     "RC": "Resection cavity",
 }
-TERMINOLOGY_CONTEXT = "Segmentation category and type - DICOM master list"
 
 
 def _slicer() -> Any:
     import slicer  # local: the module must import without Slicer
 
     return slicer
-
-
-# ---------------------------------------------------------------- inputs -> files
-
-def node_ijk_to_lps(node: Any) -> np.ndarray:
-    """The node's 4x4 IJK -> LPS matrix (Slicer keeps IJK -> RAS)."""
-    import vtk
-    from voxmmsd.io.geometry import lps_to_ras_matrix
-
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(m)
-    ras = np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
-    return lps_to_ras_matrix(ras)  # the flip is its own inverse
-
-
-def node_geometry(node: Any) -> Any:
-    """The :class:`voxmmsd.io.geometry.Geometry` (LPS) of a scalar volume node."""
-    from voxmmsd.io.geometry import Geometry
-
-    image = node.GetImageData()
-    if image is None:
-        raise InputError(f"Volume '{node.GetName()}' has no image data. Load the image again.")
-    m = node_ijk_to_lps(node)
-    spacing = np.linalg.norm(m[:3, :3], axis=0)
-    direction = m[:3, :3] / spacing
-    return Geometry(tuple(int(v) for v in image.GetDimensions()), tuple(float(s) for s in spacing),
-                    tuple(float(v) for v in m[:3, 3]), tuple(float(v) for v in direction.ravel()))
-
-
-def check_input_node(node: Any, what: str) -> None:
-    """Raise :class:`InputError` for inputs that cannot be written faithfully."""
-    if node is None:
-        raise InputError(f"No volume is selected as {what}. Choose one in the Inputs section.")
-    if not node.IsA("vtkMRMLScalarVolumeNode") or node.IsA("vtkMRMLLabelMapVolumeNode"):
-        raise InputError(f"'{node.GetName()}' ({what}) is not a scalar image volume. Choose an MRI volume.")
-    if node.GetImageData() is None:
-        raise InputError(f"'{node.GetName()}' ({what}) has no image data. Load the image again.")
-    if node.GetImageData().GetNumberOfScalarComponents() != 1:
-        raise InputError(f"'{node.GetName()}' ({what}) has several components per voxel (colour or vector "
-                         f"image). Choose a single-component MRI volume.")
-    if node.GetParentTransformNode() is not None:
-        raise InputError(f"'{node.GetName()}' ({what}) is under a transform. Harden the transform "
-                         f"(Data module: right-click > Harden transform) and apply again.")
-
-
-def export_volume(node: Any, path: Path) -> Path:
-    """Write a volume node to ``path`` (NIfTI or NRRD by extension) without touching the scene.
-
-    The storage node used is not added to the scene and the volume keeps its own
-    storage node, so saving the scene later is unaffected.
-    """
-    slicer = _slicer()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    storage = slicer.vtkMRMLVolumeArchetypeStorageNode()
-    storage.SetFileName(str(path))
-    storage.SetUseCompression(path.name.endswith(".gz"))
-    if not storage.WriteData(node) or not path.is_file():
-        raise InputError(f"Could not write '{node.GetName()}' to {path}. Check the free disk space "
-                         f"and that the temporary folder can be written.")
-    return path
-
-
-def export_inputs(nodes: Mapping[str, Any], folder: Path, extension: str = ".nrrd") -> Dict[str, Path]:
-    """Write each input (sequence key -> volume node) to ``folder/<key><extension>``."""
-    from voxmmsd.io.discovery import SEQUENCE_NAMES
-
-    out: Dict[str, Path] = {}
-    for key, node in nodes.items():
-        check_input_node(node, SEQUENCE_NAMES.get(key, key))
-        out[key] = export_volume(node, Path(folder) / f"{key}{extension}")
-    return out
 
 
 # ---------------------------------------------------------------- scene changes
@@ -149,63 +98,6 @@ def scene_node_ids(scene: Any) -> List[str]:
 
 
 # ---------------------------------------------------------------- outputs -> scene
-
-@dataclass(frozen=True)
-class LabelSpec:
-    """How one label value is shown: segment id, name, colour (0-1), terminology codes."""
-
-    value: int
-    key: str
-    name: str
-    color: Sequence[float]
-    category: Sequence[str] = ()
-    type: Sequence[str] = ()
-
-
-def default_labels() -> List[LabelSpec]:
-    """The engine's internal label table (BraTS 2023 convention)."""
-    from voxmmsd.io.labels import LABEL_TABLE
-
-    return [LabelSpec(i.value, i.key, i.name, i.color, i.category, i.type) for i in LABEL_TABLE]
-
-
-def labels_from_model(model_json: Mapping[str, Any]) -> List[LabelSpec]:
-    """Label specs from a model package's ``model.json`` ``labels`` list."""
-    out = []
-    for entry in model_json.get("labels", []):
-        snomed = entry.get("snomed") or {}
-        out.append(LabelSpec(int(entry["value"]), str(entry["key"]), str(entry["name"]),
-                             tuple(float(c) for c in entry["color"]), tuple(snomed.get("category", ())),
-                             tuple(snomed.get("type", ()))))
-    return out
-
-
-def terminology_string(spec: LabelSpec) -> str:
-    """Slicer's serialised terminology entry (``context~category~type~modifier~anatomy...``)."""
-    def code(c: Sequence[str]) -> str:
-        return "^".join(str(v) for v in c) if len(c) == 3 else "^^"
-
-    return "~".join([TERMINOLOGY_CONTEXT, code(spec.category), code(spec.type), "^^",
-                     "", "^^", "^^"])
-
-
-def set_terminology(segment: Any, value: str) -> None:
-    """Store a terminology string on a segment (API differs between Slicer versions)."""
-    if hasattr(segment, "SetTerminology"):
-        segment.SetTerminology(value)
-    else:  # Slicer <= 5.6
-        segment.SetTag(segment.GetTerminologyEntryTagName(), value)
-
-
-def get_terminology(segment: Any) -> str:
-    if hasattr(segment, "GetTerminology"):
-        return str(segment.GetTerminology() or "")
-    import vtk
-
-    holder = vtk.reference("")
-    segment.GetTag(segment.GetTerminologyEntryTagName(), holder)
-    return str(holder)
-
 
 def check_readable(path: Path, what: str) -> None:
     """Read the header of an image file with SimpleITK; :class:`InputError` if it is damaged.
@@ -260,28 +152,6 @@ def load_labelmap_file(scene: Any, path: Path, name: str, labels: Sequence[Label
     finally:
         temp.rollback()
     return seg
-
-
-def style_segments(seg: Any, labels: Sequence[LabelSpec]) -> List[str]:
-    """Give every segment of ``seg`` its label's id, name, colour and terminology (by label value).
-
-    Returns the segment ids in label order. Segments with unknown values keep theirs.
-    """
-    segmentation = seg.GetSegmentation()
-    by_value = {spec.value: spec for spec in labels}
-    ids: Dict[int, str] = {}
-    for i in range(segmentation.GetNumberOfSegments()):
-        seg_id = segmentation.GetNthSegmentID(i)
-        segment = segmentation.GetSegment(seg_id)
-        spec = by_value.get(int(segment.GetLabelValue()))
-        if spec is None:
-            continue
-        segment.SetName(spec.name)
-        segment.SetColor(*[float(c) for c in spec.color])
-        if spec.category and spec.type:
-            set_terminology(segment, terminology_string(spec))
-        ids[spec.value] = seg_id
-    return [ids[v] for v in sorted(ids)]
 
 
 def _subject_hierarchy(scene: Any, create: bool = True) -> Optional[Any]:

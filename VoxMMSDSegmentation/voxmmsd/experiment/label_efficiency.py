@@ -112,7 +112,7 @@ def label_efficiency(data_dir: Path, out_dir: Path, base: FinetuneConfig, exp: L
         model.to(dev)
         from voxmmsd.experiment.score import score_cases
 
-        for row in score_cases(model, test_cases, by_id, base.data.patch_size, base.validation.overlap, dev):
+        for row in score_cases(model, test_cases, by_id, str(pkg.inference.get("output", "classes")), dev):
             rows.append({"arm": spec.arm, "n": spec.n, "repeat": spec.repeat, **row})
         report.write_csv(out_dir / "results.csv", rows, report.RESULT_COLUMNS)
         del model

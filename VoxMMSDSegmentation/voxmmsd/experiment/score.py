@@ -8,7 +8,7 @@ from typing import Any, Dict, List, Sequence
 import numpy as np
 import torch
 
-from voxmmsd.finetune.validate import predict_label
+from voxmmsd.finetune.validate import predict_whole
 from voxmmsd.io.labels import REGIONS, to_internal
 from voxmmsd.preprocessing import Prepared, restore
 
@@ -29,9 +29,12 @@ def restore_to_source(label: np.ndarray, meta: Dict[str, Any]) -> np.ndarray:
     return reorientation(Geometry.from_dict(meta["geometry"])).undo(full) if meta.get("geometry") else full
 
 
-def score_cases(model: torch.nn.Module, cached: Sequence, files: Dict[str, Any], patch_size: Sequence[int],
-                overlap: float = 0.5, device: torch.device = torch.device("cpu")) -> List[Dict[str, Any]]:
+def score_cases(model: torch.nn.Module, cached: Sequence, files: Dict[str, Any], output: str = "classes",
+                device: torch.device = torch.device("cpu")) -> List[Dict[str, Any]]:
     """One row per case and region: Dice, HD95 (mm) and lesion-wise Dice on the source grid.
+
+    The label maps come from the path validation and ``voxmmsd segment`` take (one pass over the brain
+    crop, the outputs decoded as ``output``: ``classes`` or ``regions``, :func:`predict_whole`).
 
     ``cached``: :class:`~voxmmsd.data.cache.CachedCase` of the test cases; ``files``: their
     :class:`~voxmmsd.io.discovery.CaseFiles` by case id (the reference label is read from there).
@@ -42,7 +45,7 @@ def score_cases(model: torch.nn.Module, cached: Sequence, files: Dict[str, Any],
     rows = []
     model.eval()
     for case in cached:
-        small = predict_label(model, case.float_image(), patch_size, overlap, device=device)
+        small = predict_whole(model, case.float_image(), output, device)
         pred = restore_to_source(small, case.meta)
         src = load_case(files[case.case_id])
         assert src.label is not None, f"{case.case_id} has no label map"

@@ -292,9 +292,8 @@ def _end_epoch(trainer: Trainer, cases: Cases, losses: Dict[str, float], run: Ru
             from voxmmsd.data.cache import open_case
 
             ids = cases.val[: cfg.validation.max_cases or None]
-            result = validate(trainer.model, [open_case(cases.folder, c) for c in ids], cfg.data.patch_size,
-                              cfg.validation.overlap, cfg.validation.blend, trainer.device, trainer.amp,
-                              output=output_kind(cfg))
+            result = validate(trainer.model, [open_case(cases.folder, c) for c in ids], trainer.device,
+                              trainer.amp, output=output_kind(cfg))
             val = dict(result["mean"])  # type: ignore[call-overload]
             rec.emit("validation", stage="validate", iteration=trainer.iteration, total=cfg.train.iterations,
                      epoch=epoch, dice=val, mean_dice=result["dice"], per_case=result["per_case"])

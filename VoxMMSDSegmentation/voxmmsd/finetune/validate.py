@@ -5,8 +5,9 @@ brain crop in one pass (:func:`voxmmsd.infer.window.whole`, padded to a multiple
 the outputs decoded by :func:`voxmmsd.infer.postprocess.labels_from_scores` (argmax, or the
 WT/TC/ET regions), voxels outside the brain set to 0. So the checkpoint kept as "best" is
 chosen on the path users run. It scores on the preprocessed grid of the cache (cropped,
-resampled); the evaluation command scores predictions on the original grid.
-:func:`predict_label` (MONAI sliding windows) remains for callers that want windows.
+resampled); the evaluation command scores predictions on the original grid. The
+label-efficiency experiment (:mod:`voxmmsd.experiment.score`) takes its label maps from
+:func:`predict_whole` too, so a region-output network is read as regions everywhere.
 """
 
 from __future__ import annotations
@@ -34,25 +35,6 @@ def region_dice(pred: np.ndarray, ref: np.ndarray,
                 regions: Mapping[str, Tuple[int, ...]] = REGIONS) -> Dict[str, float]:
     """Dice per region (WT, TC, ET) of two internal label maps (z, y, x)."""
     return {name: dice(np.isin(pred, values), np.isin(ref, values)) for name, values in regions.items()}
-
-
-@torch.no_grad()
-def predict_label(model: nn.Module, image: np.ndarray, patch_size: Sequence[int], overlap: float = 0.5,
-                  blend: str = "gaussian", device: Optional[torch.device] = None,
-                  amp_dtype: Optional[torch.dtype] = None) -> np.ndarray:
-    """Label map (z, y, x) uint8 of a float image (C, z, y, x) in [0, 1] by sliding-window inference.
-
-    Windows run on ``device``; the whole-case scores are stitched on the CPU.
-    """
-    from monai.inferers import sliding_window_inference
-
-    device = device or torch.device("cpu")
-    x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None]
-    ctx = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
-    with ctx:
-        logits = sliding_window_inference(x, tuple(int(p) for p in patch_size), 1, model, overlap=overlap,
-                                          mode=blend, sw_device=device, device=torch.device("cpu"))
-    return torch.as_tensor(logits)[0].float().argmax(0).to(torch.uint8).numpy()
 
 
 def output_kind(cfg) -> str:  # cfg: FinetuneConfig
@@ -88,14 +70,12 @@ def predict_whole(model: nn.Module, image: np.ndarray, output: str = "classes",
     return label
 
 
-def validate(model: nn.Module, cases: Sequence, patch_size: Sequence[int], overlap: float = 0.5,
-             blend: str = "gaussian", device: Optional[torch.device] = None,
+def validate(model: nn.Module, cases: Sequence, device: Optional[torch.device] = None,
              amp_dtype: Optional[torch.dtype] = None, output: str = "classes") -> Dict[str, object]:
     """Dice per region for each cached case, their means and ``"dice"``, the mean over WT, TC and ET.
 
     ``cases`` are :class:`~voxmmsd.data.cache.CachedCase` objects with labels, predicted by the
-    shipped whole-crop path (:func:`predict_whole`; ``patch_size``, ``overlap`` and ``blend`` are
-    kept for the callers' signature and unused). The model is put in eval mode and returned to
+    shipped whole-crop path (:func:`predict_whole`). The model is put in eval mode and returned to
     its previous mode afterwards.
     """
     was_training = model.training

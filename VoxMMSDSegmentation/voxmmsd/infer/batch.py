@@ -24,18 +24,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from voxmmsd.errors import ConfigError, InputError, VoxMMSDError
-from voxmmsd.infer.outputs import (
-    REPORT,
-    bytes_needed,
-    check_free_space,
-    check_output_apart,
-    claim_output,
-    write_outputs,
-)
+from voxmmsd.infer.options import SegmentOptions
+from voxmmsd.infer.outputs import REPORT
 from voxmmsd.infer.summary import REGION_COLUMNS, CaseResult, summary_csv, write_summary
 from voxmmsd.io.atomic import ensure_writable_dir
 from voxmmsd.io.discovery import CaseFiles, DataSet, find_case, find_dataset
-from voxmmsd.io.labels import BRATS2023
 from voxmmsd.jobs.signals import pending
 
 log = logging.getLogger(__name__)
@@ -166,24 +159,27 @@ def batch_exit_code(results: Sequence[CaseResult]) -> int:
     return REFUSED_EXIT_CODE if any(r.status == "refused" for r in results) else 0
 
 
-def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Path, *, register: Any = None,
-              convention: str = BRATS2023, shard: Tuple[int, int] = (0, 1), events: Any = None,
-              progress_bar: bool = True, qc: bool = True, redo: bool = False,
-              chooser: Any = None, on_implausible: str = "warn") -> List[CaseResult]:
-    """Segment every case of ``dataset`` (this shard's share) into ``out_dir/<case_id>/``.
+def run_batch(models: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Path,
+              options: Optional[SegmentOptions] = None, *, shard: Tuple[int, int] = (0, 1), events: Any = None,
+              progress_bar: bool = True, redo: bool = False) -> List[CaseResult]:
+    """Segment every case of ``dataset`` (this shard's share) into ``out_dir/<case_id>/``, each through
+    :func:`voxmmsd.infer.pipeline.segment_case` (the path of a single case).
 
-    ``dataset`` is a :class:`DataSet` or the entries of :func:`discover_cases` (failed entries
-    go to the summary as they are). ``chooser`` (:class:`voxmmsd.infer.fallback.Chooser`)
-    may give a case that lacks a sequence another model. With ``on_implausible="refuse"`` an
-    implausible case gets its report but no label map and the status ``refused``. Returns one
-    result per entry, in discovery order.
+    ``models``: a :class:`~voxmmsd.infer.pipeline.Models` (or a built predictor, used for every case that
+    its package does not give another model). ``dataset`` is a :class:`DataSet` or the entries of
+    :func:`discover_cases` (failed entries go to the summary as they are). With
+    ``options.on_implausible="refuse"`` an implausible case gets its report but no label map and the
+    status ``refused``. Returns one result per entry, in discovery order.
     """
     from tqdm import tqdm
 
+    from voxmmsd.infer.pipeline import Models, read_case, segment_case
     from voxmmsd.plausibility.verdict import refuses
 
-    refuses("", on_implausible)  # an unknown choice fails before any work
-
+    options = options or SegmentOptions()
+    refuses("", options.on_implausible)  # an unknown choice fails before any work
+    if not isinstance(models, Models):
+        models = Models(options, models)
     out_dir = ensure_writable_dir(Path(out_dir))
     entries: List[Entry] = list(dataset.cases) if isinstance(dataset, DataSet) else list(dataset)
     mine = select_shard(entries, *shard)
@@ -204,10 +200,11 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                     f"{len(mine) - len(todo)} already done or not usable")
         for r in slots:
             if r is not None and r.status == "failed":
-                events.emit("segment", "warning", message=f"{r.case_id} skipped: {r.error}")
-    def load(files: CaseFiles) -> Tuple[Any, Optional[str], Any]:  # (predictor, fallback warning, case)
-        used, note = chooser.for_case(list(files.sequences)) if chooser is not None else (predictor, None)
-        return used, note, used.load(files, register)
+                events.emit("segment", "warning", message=f"{r.case_id} skipped: {r.error}", case_id=r.case_id,
+                            kind="input")
+
+    def load(files: CaseFiles) -> Any:  # read in a thread while the previous case is segmented
+        return read_case(files, options, models)
 
     name = "summary.csv" if shard[1] == 1 else f"summary.shard-{shard[0]}-of-{shard[1]}.csv"
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
@@ -221,27 +218,14 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                 nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
                 t0 = time.perf_counter()
                 case_started = time.time()
-                case_out = out_dir / files.case_id
                 try:
-                    check_output_apart(case_out, files)
                     # an unfinished result of ours is replaced whole; a finished one only with --redo (else skipped
                     # above); result-named files VoxMMSD did not write only with --redo
-                    with claim_output(case_out, overwrite=redo, option="--redo"):
-                        used, note, case = fut.result()  # type: ignore[union-attr]
-                        t_read = time.perf_counter() - t0
-                        check_free_space(case_out, bytes_needed(case.geometry.shape))
-                        pred = used.predict(case)
-                        pred.timings_s = {"read": t_read, **pred.timings_s}
-                        if note:
-                            pred.warnings = [note] + list(pred.warnings)
-                        refused = refuses(pred.verdict, on_implausible)
-                        write_outputs(pred, case_out, {"id": used.package.id, "version": used.package.version},
-                                      used.package.label_table, convention, qc, label_map=not refused)
-                    res = CaseResult(files.case_id, "refused" if refused else "done", time.perf_counter() - t0,
-                                     pred.volumes_ml, pred.warnings, plausibility=pred.verdict)
-                    if events:
-                        for w in pred.warnings:
-                            events.emit("segment", "warning", message=f"{files.case_id}: {w}")
+                    done = segment_case(files, out_dir / files.case_id, options, models, events=events,
+                                        overwrite=redo, option="--redo", read=fut.result)  # type: ignore[union-attr]
+                    pred = done.prediction
+                    res = CaseResult(files.case_id, done.status, time.perf_counter() - t0, pred.volumes_ml,
+                                     pred.warnings, plausibility=pred.verdict)
                 except (VoxMMSDError, OSError, ValueError, RuntimeError, MemoryError, IndexError) as exc:
                     stop = pending()
                     if stop is not None:  # a termination signal whose cleanup failed in turn: still a stop
@@ -250,12 +234,13 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                     log.error("case %s failed: %s", files.case_id, msg)
                     res = CaseResult(files.case_id, "failed", time.perf_counter() - t0, error=msg)
                     if events:
-                        events.emit("segment", "warning", message=f"{files.case_id} skipped: {msg}")
+                        events.emit("segment", "warning", message=f"{files.case_id} skipped: {msg}",
+                                    case_id=files.case_id, kind="input")
                 slots[where[k]] = res
                 bar.update(1)
                 if events:
                     events.emit("segment", "progress", iteration=k + 1, total=len(todo),
-                                message=f"{files.case_id}: {res.status}")
+                                message=f"{files.case_id}: {res.status}", case_id=files.case_id)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (voxmmsd.jobs.signals): say what was done, then stop
             reader.shutdown(wait=False, cancel_futures=True)
             bar.close()

@@ -9,7 +9,7 @@ report's warnings, and can switch it off (``voxmmsd segment --no-fallback``).
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Mapping, Optional, Sequence, Tuple
 
 from voxmmsd.io.discovery import SEQUENCES
 
@@ -46,21 +46,3 @@ def switch_package(package: Any, present: Sequence[str], resolve: Callable[[str]
         return package, None
     other = resolve(rule[0])
     return other, fallback_warning(package, getattr(other, "package", other), rule[1])
-
-
-class Chooser:
-    """The predictor for each case: the main one, or (made once, on first need) a fallback's."""
-
-    def __init__(self, main: Any, make: Callable[[str], Any], enabled: bool = True) -> None:
-        self.main, self._make, self.enabled = main, make, enabled
-        self._others: Dict[str, Any] = {}
-
-    def _other(self, spec: str) -> Any:
-        if spec not in self._others:
-            self._others[spec] = self._make(spec)
-        return self._others[spec]
-
-    def for_case(self, present: Sequence[str]) -> Tuple[Any, Optional[str]]:
-        """``(predictor, warning or None)`` for a case with the sequences ``present``."""
-        used, note = switch_package(self.main.package, present, self._other, self.enabled)
-        return (self.main if note is None else used), note

@@ -119,7 +119,7 @@ def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: boo
     return np.stack(channels).astype(np.float32, copy=False), warnings
 
 
-def load_for_package(package: ModelPackage, files: CaseFiles, register: Any = "auto", skull_strip: str = "auto",
+def load_for_package(package: ModelPackage, files: CaseFiles, register: str = "auto", skull_strip: str = "auto",
                      device: str = "auto") -> Case:
     """Read and check a case the way ``package`` needs it (missing sequences allowed only if tolerated);
     needs no backend, so input errors come before the model loads."""
@@ -131,8 +131,8 @@ def load_for_package(package: ModelPackage, files: CaseFiles, register: Any = "a
                                            f"a model that tolerates missing sequences.")
     from voxmmsd.exam.load import ExamOptions, load_exam
 
-    if isinstance(register, bool):  # the former flag: True = always, False = never
-        register = "on" if register else "off"
+    if register not in ("auto", "on", "off"):  # a bool here was the Slicer bug: False read as "auto" elsewhere
+        raise ConfigError(f"register must be auto, on or off, not {register!r}")
     return load_exam(files, ExamOptions(register=register, skull_strip=skull_strip, device=device), allow)
 
 
