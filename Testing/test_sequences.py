@@ -133,7 +133,7 @@ def test_reference_rule_and_missing_rule() -> None:
 
 def test_the_slicer_module_matches_volumes_with_the_engine_vocabulary() -> None:
     """The module's assignInputs calls voxmmsd.sequences.assign_volumes; no Slicer-side copy of the matching."""
-    tree = ast.parse((MODULE_DIR / "VoxMMSDSegmentation.py").read_text())
+    tree = ast.parse((MODULE_DIR / "VoxMMSDSegmentationLib" / "logic.py").read_text())  # where the Logic lives
     assign = next(n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef) and n.name == "assignInputs")
     imports = [(n.module, a.name) for n in ast.walk(assign) if isinstance(n, ast.ImportFrom) for a in n.names]
     assert ("voxmmsd.sequences", "assign_volumes") in imports
