@@ -28,7 +28,8 @@ from voxmmsd.infer.exam_qc import exam_picture
 from voxmmsd.io.checks import check_distinct, check_distinct_arrays, looks_skull_stripped
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap
-from voxmmsd.io.reader import Case, read_sequence
+from voxmmsd.io.parallel import map_ordered
+from voxmmsd.io.reader import Case, read_sequences
 
 log = logging.getLogger(__name__)
 
@@ -66,8 +67,8 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
     warnings: List[str] = []
     alerts: List[Dict[str, str]] = []
     native: Dict[str, sitk.Image] = {}
-    for seq in present:
-        native[seq], found = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
+    for seq, (img, found) in read_sequences({s: files.sequences[s] for s in present}).items():  # in parallel
+        native[seq] = img
         warnings.extend(found)
     ref_geom = Geometry.of(native[reference])
     prep: Dict[str, Any] = {"register": reg_mode, "skull_strip": strip_mode, "registration": {}}
@@ -102,18 +103,20 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
                 resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
     # a sequence already on the reference grid (and not registered) is taken voxel for voxel: resampling it
     # through the identity would still move intensities by rounding (and the brain's edge with them)
-    channels = {s: (sitk.GetArrayFromImage(native[s]).astype(np.float32) if s not in resampled else
+    # one float32 (C, z, y, x) block, each channel converted straight into it (no per-channel copy, no stack)
+    image = np.empty((len(present),) + tuple(ref_geom.shape), dtype=np.float32)
+    for c, s in enumerate(present):
+        image[c] = (sitk.GetArrayViewFromImage(native[s]) if s not in resampled else
                     sitk.GetArrayFromImage(reg.resample_with(native[s], ref_geom, transforms[s])))
-                for s in present}
+    channels = dict(zip(present, image))
     check_distinct_arrays(channels, files.sequences, {s: SEQUENCE_NAMES[s] for s in present})
     mask = _brain_mask(files, native, transforms, ref_geom, extractor, prep) if extractor is not None else None
-    image = np.stack([channels[s] for s in present])
-    if mask is not None:
-        image *= mask[None].astype(np.float32)
     picture = None
-    if options.qc and (prep["registration"] or mask is not None):
+    if options.qc and (prep["registration"] or mask is not None):  # drawn before masking: the whole head shows
         others = {s: channels[s] for s in present if s != reference}
         picture = exam_picture(channels[reference], others, ref_geom.spacing, mask)
+    if mask is not None:
+        image *= mask[None].astype(np.float32)
     for seq, why in resampled.items():
         log.info("case %s: %s: %s", files.case_id, seq, why)
     warnings += [a["message"] for a in alerts]
@@ -126,8 +129,9 @@ def _extractor_if_needed(files: CaseFiles, native: Dict[str, sitk.Image], mode: 
     """The brain extractor when brain extraction is to run (None when not); refuses, before any compute, a head
     that needs extraction when extraction cannot run here."""
     heads = []
-    for seq, img in native.items():
-        check = looks_skull_stripped(sitk.GetArrayViewFromImage(img), img.GetSpacing())
+    checks = map_ordered(lambda img: looks_skull_stripped(sitk.GetArrayViewFromImage(img), img.GetSpacing()),
+                         list(native.values()), name="voxmmsd-check")  # one thread per sequence
+    for seq, check in zip(native, checks):
         if not check.stripped:
             heads.append(f"{SEQUENCE_NAMES[seq]}: {check.reason}")
     prep["looks_skull_stripped"] = not heads

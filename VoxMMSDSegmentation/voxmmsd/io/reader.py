@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -16,6 +16,7 @@ from voxmmsd.io.checks import check_distinct, check_distinct_arrays, check_file_
 from voxmmsd.io.discovery import SEQUENCE_NAMES, SEQUENCES, CaseFiles, missing_error
 from voxmmsd.io.geometry import Geometry, check_overlap, resample_to
 from voxmmsd.io.orientation import same_voxels, turn_onto
+from voxmmsd.io.parallel import map_ordered
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,16 @@ def read_sequence(path: Path, what: str) -> Tuple[sitk.Image, List[str]]:
     return image, warnings
 
 
+def read_sequences(paths: Mapping[str, Path], workers: Optional[int] = None) -> Dict[str, Tuple[sitk.Image, List[str]]]:
+    """:func:`read_sequence` of every ``{sequence: path}``, decoded in parallel threads (the gzip stream
+    and ITK's reader release the GIL); the same images, warnings and errors as reading them one after
+    another in the mapping's order (the first failing sequence in that order raises)."""
+    keys = list(paths)
+    found = map_ordered(lambda k: read_sequence(Path(paths[k]), SEQUENCE_NAMES.get(k, k)), keys, workers,
+                        name="voxmmsd-read")
+    return dict(zip(keys, found))
+
+
 def check_label_grid(files: CaseFiles, label: Geometry, grids: Dict[str, Geometry]) -> None:
     """Refuse a label map that is not on the grid of one of the case's images: a label is drawn on an image, so a
     label on no image's grid (shifted, another resolution, another case) would be resampled into a wrong one."""
@@ -174,20 +185,19 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
         fallback = present[0]
         log.warning("reference %s missing in case %s; using %s's grid", reference, files.case_id, fallback)
         reference = fallback
-    ref_image, ref_warn = read_sequence(files.sequences[reference], SEQUENCE_NAMES[reference])
-    warnings.extend(ref_warn)
-    ref_geom = Geometry.of(ref_image)
-    channels: List[np.ndarray] = []
+    order = [reference] + [s for s in present if s != reference]  # the reference's errors come first
+    native = read_sequences({s: files.sequences[s] for s in order})
+    for seq in order:
+        warnings.extend(native[seq][1])
+    ref_geom = Geometry.of(native[reference][0])
+    # one float32 (C, z, y, x) block filled channel by channel: no per-channel copy, no stacking copy
+    image = np.empty((len(present),) + tuple(ref_geom.shape), dtype=np.float32)
     resampled: Dict[str, str] = {}
     grids: Dict[str, Geometry] = {}
-    for seq in present:
-        if seq == reference:
-            img = ref_image
-        else:
-            img, seq_warn = read_sequence(files.sequences[seq], SEQUENCE_NAMES[seq])
-            warnings.extend(seq_warn)
+    for c, seq in enumerate(present):
+        img = native[seq][0]
         geom = grids[seq] = Geometry.of(img)
-        arr = sitk.GetArrayFromImage(img)
+        arr = sitk.GetArrayViewFromImage(img)
         if geom.same_as(ref_geom):
             pass
         elif same_voxels(geom, ref_geom):  # the reference's voxels stored in another axis order: turned, not resampled
@@ -197,7 +207,7 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
                           f"{SEQUENCE_NAMES[reference]} ({files.sequences[reference]})")
             resampled[seq] = f"{geom.describe()} -> {ref_geom.describe()}"
             arr = sitk.GetArrayFromImage(resample_to(img, ref_geom))
-        channels.append(arr.astype(np.float32, copy=False))
+        image[c] = arr
     label = None
     if with_label and files.label is not None:
         limg = read_image(files.label, "label map")
@@ -219,7 +229,7 @@ def load_case(files: CaseFiles, reference: str = "t1c", with_label: bool = True,
         label = larr.astype(np.uint8)
     for seq, why in resampled.items():
         log.info("case %s: resampled %s: %s", files.case_id, seq, why)
-    check_distinct_arrays(dict(zip(present, channels)), files.sequences,
+    check_distinct_arrays(dict(zip(present, image)), files.sequences,
                           {s: SEQUENCE_NAMES[s] for s in present})
-    return Case(files.case_id, np.stack(channels), present, ref_geom, reference, label, files, resampled,
+    return Case(files.case_id, image, present, ref_geom, reference, label, files, resampled,
                 warnings)
