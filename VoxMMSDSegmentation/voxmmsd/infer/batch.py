@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -32,6 +31,7 @@ from voxmmsd.infer.outputs import (
     claim_output,
     write_outputs,
 )
+from voxmmsd.infer.prefetch import Prefetch
 from voxmmsd.infer.summary import REGION_COLUMNS, CaseResult, summary_csv, write_summary
 from voxmmsd.io.atomic import ensure_writable_dir
 from voxmmsd.io.discovery import CaseFiles, DataSet, find_case, find_dataset
@@ -213,12 +213,9 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
     k = 0
     case_started = time.time()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
+    with Prefetch(load, todo, depth=1, name="reader") as reader:  # the next case is read while this one computes
         try:
-            nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
-            for k, files in enumerate(todo):
-                fut = nxt
-                nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
+            for k, (files, fut) in enumerate(reader):
                 t0 = time.perf_counter()
                 case_started = time.time()
                 case_out = out_dir / files.case_id
@@ -227,7 +224,7 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                     # an unfinished result of ours is replaced whole; a finished one only with --redo (else skipped
                     # above); result-named files VoxMMSD did not write only with --redo
                     with claim_output(case_out, overwrite=redo, option="--redo"):
-                        used, note, case = fut.result()  # type: ignore[union-attr]
+                        used, note, case = fut.result()
                         t_read = time.perf_counter() - t0
                         check_free_space(case_out, bytes_needed(case.geometry.shape))
                         pred = used.predict(case)
@@ -257,7 +254,7 @@ def run_batch(predictor: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir:
                     events.emit("segment", "progress", iteration=k + 1, total=len(todo),
                                 message=f"{files.case_id}: {res.status}")
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (voxmmsd.jobs.signals): say what was done, then stop
-            reader.shutdown(wait=False, cancel_futures=True)
+            reader.close()
             bar.close()
             _interrupted(slots, mine, where[k] if todo else None, str(exc) or "Ctrl-C", out_dir, case_started)
             write_summary(out_dir / name, slots)
