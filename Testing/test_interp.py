@@ -3,7 +3,6 @@
 import numpy as np
 import pytest
 from scipy import ndimage
-
 from voxmmsd.interp import axis_weights, zoom_linear
 from voxmmsd.preprocessing import resize
 
