@@ -266,18 +266,19 @@ def machine() -> Dict[str, Any]:
 def summarise(results: Dict[str, List[Dict[str, Any]]]) -> List[str]:
     """The summary lines: per method the fastest and median run, its stages, and this run's ratios."""
     best = {m: min(rs, key=lambda r: r["seconds"]) for m, rs in results.items()}
-    lines = ["method | end to end fastest (median) | stages of the fastest run | peak RSS | Dice WT/TC/ET"]
+    lines = ["method | end to end fastest (median) | CPU s | stages of the fastest run | peak RSS | Dice WT/TC/ET"]
     for m, rs in results.items():
         r = best[m]
         med = statistics.median(x["seconds"] for x in rs)
         if m == "batch":
             lines.append(f"batch | {r['cases']} cases in {r['seconds']:.1f} s = {r['cases_per_hour']:.0f} cases/hour "
+                         f"| {r.get('cpu_s', '')} CPU s "
                          f"({r['seconds_per_case']:.2f} s/case) | RSS after each quarter "
                          f"{r['rss_gb_after_quarters']} GB | peak {r['peak_rss_gb']:.2f} GB |")
             continue
         stages = " ".join(f"{k} {v:.2f}" for k, v in r.get("timings_s", {}).items())
         dice = "/".join(f"{r['dice'][k]:.1f}" for k in ("WT", "TC", "ET")) if "dice" in r else ""
-        lines.append(f"{m} | {r['seconds']:.2f} s ({med:.2f} s, {len(rs)} run(s)) | {stages} | "
+        lines.append(f"{m} | {r['seconds']:.2f} s ({med:.2f} s, {len(rs)} run(s)) | {r.get('cpu_s', '')} | {stages} | "
                      f"{r['peak_rss_gb']:.2f} GB | {dice}")
 
     def ratio(a: str, b: str, what: str = "end to end") -> None:
@@ -323,7 +324,11 @@ def main() -> int:
             result = worker_batch(sources, args.model, out, args.batch_cases)
         else:
             result = worker_ours(args.case, args.model, out, OUR_METHODS[args.worker])
-        result["peak_rss_gb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2, 3)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        result["peak_rss_gb"] = round(usage.ru_maxrss / 1024 ** 2, 3)
+        # CPU seconds of the whole process (all threads, imports included): on a loaded machine the wall
+        # time stretches with the other processes' share, this much less
+        result["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 3)
         result["method"] = args.worker
         print(json.dumps(result))
         return 0
