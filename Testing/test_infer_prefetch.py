@@ -32,21 +32,33 @@ def test_order_errors_and_overlap() -> None:
 
 @pytest.mark.parametrize("depth", [1, 2])
 def test_at_most_depth_ahead(depth: int) -> None:
-    started = []
-    taken = [0]
+    taken = [0]  # items whose loop body began
     ahead = []
 
     def load(x: int) -> int:
-        started.append(x)
-        ahead.append(len(started) - taken[0])  # loads begun that the consumer has not taken yet
+        ahead.append(x - taken[0])  # how far ahead of the caller this load starts
         return x
 
     with Prefetch(load, list(range(8)), depth=depth) as cases:
         for item, loaded in cases:
             taken[0] += 1
             assert loaded.result() == item
-            time.sleep(0.02)  # the "compute": the producer runs ahead meanwhile
-    assert 1 <= max(ahead) <= depth  # memory stays flat: the current case and at most ``depth`` more
+            time.sleep(0.05)  # the "compute": the producer runs ahead meanwhile
+    assert 0 < max(ahead) <= depth  # it runs ahead, and memory stays flat: at most ``depth`` cases more
+
+
+def test_item_comes_before_its_load_ends() -> None:
+    def load(x: int) -> int:
+        time.sleep(0.3)
+        return x
+
+    with Prefetch(load, [0]) as cases:
+        t0 = time.perf_counter()
+        for _, loaded in cases:
+            handed = time.perf_counter() - t0
+            assert loaded.result() == 0
+            waited = time.perf_counter() - t0
+    assert handed < 0.2 <= waited  # the caller measures its wait for the read (report.json's "read")
 
 
 def test_close_stops_the_producer() -> None:

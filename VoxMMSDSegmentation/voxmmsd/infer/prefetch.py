@@ -10,28 +10,38 @@ the producer after the load in progress, and waits for it.
 
 from __future__ import annotations
 
-import queue
 import threading
-from typing import Any, Callable, Generic, Iterator, Optional, Sequence, Tuple, TypeVar
+from typing import Any, Callable, Generic, Iterator, List, Optional, Sequence, Tuple, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
 class Loaded(Generic[R]):
-    """The outcome of one load: its value, or the exception it raised."""
+    """The outcome of one load: :meth:`result` waits for it, then returns its value or raises its error."""
 
-    def __init__(self, value: Optional[R] = None, error: Optional[BaseException] = None) -> None:
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._value: Optional[R] = None
+        self._error: Optional[BaseException] = None
+
+    def _set(self, value: Optional[R] = None, error: Optional[BaseException] = None) -> None:
         self._value, self._error = value, error
+        self._done.set()
 
     def result(self) -> R:
+        self._done.wait()
         if self._error is not None:
             raise self._error
         return self._value  # type: ignore[return-value]
 
 
 class Prefetch(Generic[T, R]):
-    """Iterate over ``(item, Loaded)`` with ``load(item)`` run up to ``depth`` items ahead in one thread."""
+    """Iterate over ``(item, Loaded)`` with ``load(item)`` run up to ``depth`` items ahead in one thread.
+
+    Each item is handed out as soon as the caller asks for it, its load perhaps still running: the
+    caller's ``result()`` waits for it, so the caller measures the time it waited for the read.
+    """
 
     def __init__(self, load: Callable[[T], R], items: Sequence[T], depth: int = 1,
                  name: str = "voxmmsd-prefetch") -> None:
@@ -39,31 +49,30 @@ class Prefetch(Generic[T, R]):
             raise ValueError(f"prefetch depth must be at least 1, got {depth}")
         self._load = load
         self._items = list(items)
-        self._ready: "queue.Queue[Tuple[T, Loaded[R]]]" = queue.Queue()
-        self._room = threading.Semaphore(depth)  # loads allowed ahead of the consumer
+        self._handles: List[Loaded[R]] = [Loaded() for _ in self._items]
+        self._room = threading.Semaphore(depth + 1)  # the item the caller holds and ``depth`` ahead of it
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
         self._name = name
 
     def _produce(self) -> None:
-        for item in self._items:
+        for item, handle in zip(self._items, self._handles):
             self._room.acquire()
             if self._stop.is_set():
                 return
             try:
-                loaded: Loaded[R] = Loaded(self._load(item))
+                handle._set(self._load(item))
             except BaseException as exc:  # noqa: BLE001 - handed to the consumer with its case
-                loaded = Loaded(error=exc)
-            self._ready.put((item, loaded))
+                handle._set(error=exc)
 
     def __iter__(self) -> Iterator[Tuple[T, "Loaded[R]"]]:
         if self._thread is None and self._items:
             self._thread = threading.Thread(target=self._produce, name=self._name, daemon=True)
             self._thread.start()
-        for _ in self._items:
-            item, loaded = self._ready.get()
-            self._room.release()  # the consumer holds this one now: the next may be loaded
-            yield item, loaded
+        for k, (item, handle) in enumerate(zip(self._items, self._handles)):
+            if k:
+                self._room.release()  # the caller moved on to this item: one more may be loaded ahead
+            yield item, handle
 
     def close(self) -> None:
         """Stop loading further items; wait for the load in progress (if any) to end."""
