@@ -31,6 +31,7 @@ from voxmmsd.exam.qc import exam_picture
 from voxmmsd.io.checks import check_distinct_arrays, looks_skull_stripped
 from voxmmsd.io.discovery import CaseFiles
 from voxmmsd.io.geometry import Geometry, resample_to
+from voxmmsd.io.parallel import map_ordered
 from voxmmsd.io.reader import Case, onto_grid, read_sequences
 from voxmmsd.sequences import SEQUENCE_NAMES, reference_for
 
@@ -100,7 +101,7 @@ def load_exam(files: CaseFiles, options: Optional[ExamOptions] = None, allow_mis
     if mask is not None:
         image *= mask[None].astype(np.float32)
     picture = None
-    if options.qc and (prep["registration"] or mask is not None):
+    if options.qc and (prep["registration"] or mask is not None):  # drawn before masking: the whole head shows
         others = {s: channels[s] for s in present if s != reference}
         picture = exam_picture(channels[reference], others, ref_geom.spacing, mask)
     for seq, why in resampled.items():
@@ -115,8 +116,9 @@ def _extractor_if_needed(files: CaseFiles, native: Dict[str, sitk.Image], mode: 
     """The brain extractor when brain extraction is to run (None when not); refuses, before any compute, a head
     that needs extraction when extraction cannot run here."""
     heads = []
-    for seq, img in native.items():
-        check = looks_skull_stripped(sitk.GetArrayViewFromImage(img), img.GetSpacing())
+    checks = map_ordered(lambda img: looks_skull_stripped(sitk.GetArrayViewFromImage(img), img.GetSpacing()),
+                         list(native.values()), name="voxmmsd-check")  # one thread per sequence
+    for seq, check in zip(native, checks):
         if not check.stripped:
             heads.append(f"{SEQUENCE_NAMES[seq]}: {check.reason}")
     prep["looks_skull_stripped"] = not heads

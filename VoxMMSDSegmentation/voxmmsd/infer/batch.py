@@ -19,13 +19,13 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from voxmmsd.errors import ConfigError, InputError, VoxMMSDError
 from voxmmsd.infer.options import SegmentOptions
 from voxmmsd.infer.outputs import REPORT
+from voxmmsd.infer.prefetch import Prefetch
 from voxmmsd.infer.summary import REGION_COLUMNS, CaseResult, summary_csv, write_summary
 from voxmmsd.io.atomic import ensure_writable_dir
 from voxmmsd.io.discovery import CaseFiles, DataSet, find_case, find_dataset
@@ -210,12 +210,9 @@ def run_batch(models: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Pa
     bar = tqdm(total=len(todo), desc="segment", unit="case", disable=not progress_bar)
     k = 0
     case_started = time.time()
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="reader") as reader:
+    with Prefetch(load, todo, depth=1, name="reader") as reader:  # the next case is read while this one computes
         try:
-            nxt: Optional[Future] = reader.submit(load, todo[0]) if todo else None
-            for k, files in enumerate(todo):
-                fut = nxt
-                nxt = reader.submit(load, todo[k + 1]) if k + 1 < len(todo) else None
+            for k, (files, fut) in enumerate(reader):
                 t0 = time.perf_counter()
                 case_started = time.time()
                 try:
@@ -242,7 +239,7 @@ def run_batch(models: Any, dataset: Union[DataSet, Sequence[Entry]], out_dir: Pa
                     events.emit("segment", "progress", iteration=k + 1, total=len(todo),
                                 message=f"{files.case_id}: {res.status}", case_id=files.case_id)
         except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM (voxmmsd.jobs.signals): say what was done, then stop
-            reader.shutdown(wait=False, cancel_futures=True)
+            reader.close()
             bar.close()
             _interrupted(slots, mine, where[k] if todo else None, str(exc) or "Ctrl-C", out_dir, case_started)
             write_summary(out_dir / name, slots)

@@ -1,7 +1,7 @@
 """Write a prediction: NIfTI label map, Slicer ``.seg.nrrd``, ``report.json`` and a QC picture.
 
-All files are written into a hidden staging folder inside the output folder first and
-moved into place only when every one of them is complete; ``report.json`` comes last,
+The files of a result are written at the same time (one thread each) into a hidden staging folder
+inside the output folder, and moved into place only when every one of them is complete; ``report.json`` comes last,
 so its presence marks a finished case. A previous result's ``report.json`` is removed
 first and its other files that the new result does not have (e.g. ``qc.png`` with
 ``--no-qc``) are removed too: no stale file of an older result stays beside a new one.
@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from voxmmsd import __version__
 from voxmmsd.errors import InputError
@@ -33,6 +33,7 @@ from voxmmsd.infer.postprocess import to_convention
 from voxmmsd.infer.qc import write_qc_png
 from voxmmsd.io.atomic import ensure_writable_dir, write_json
 from voxmmsd.io.labels import BRATS2023, LABEL_TABLE, LabelInfo
+from voxmmsd.io.parallel import map_ordered
 from voxmmsd.io.png import write_png
 from voxmmsd.io.results import REPORT, WRITING, tool_written
 from voxmmsd.io.writer import write_label_nifti, write_seg_nrrd
@@ -258,27 +259,30 @@ def _write_outputs(prediction: Any, out_dir: Path, model: Dict[str, str], table:
     stage = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=str(out_dir)))
     try:
         outputs: Dict[str, str] = {}
+        jobs: List[Callable[[], Any]] = []  # independent files, written at once (zlib and ITK release the GIL)
         if label_map:
-            write_label_nifti(to_convention(prediction.label, convention), prediction.geometry,
-                              stage / SEGMENTATION_NIFTI)
-            write_seg_nrrd(prediction.label, prediction.geometry, stage / SEGMENTATION_NRRD, table)
+            jobs.append(lambda: write_label_nifti(to_convention(prediction.label, convention), prediction.geometry,
+                                                  stage / SEGMENTATION_NIFTI))
+            jobs.append(lambda: write_seg_nrrd(prediction.label, prediction.geometry, stage / SEGMENTATION_NRRD,
+                                               table))
             outputs.update(segmentation=str(out_dir / SEGMENTATION_NIFTI), seg_nrrd=str(out_dir / SEGMENTATION_NRRD))
         else:
             extra = {**(extra or {}), "refused": True}
         if qc:
-            write_qc_png(stage / QC_PNG, prediction.reference_image, prediction.label, prediction.geometry.spacing,
-                         qc_title(prediction, model) + ("" if label_map else " | REFUSED: no label map written"),
-                         table)
+            title = qc_title(prediction, model) + ("" if label_map else " | REFUSED: no label map written")
+            jobs.append(lambda: write_qc_png(stage / QC_PNG, prediction.reference_image, prediction.label,
+                                             prediction.geometry.spacing, title, table))
             outputs["qc"] = str(out_dir / QC_PNG)
         if prediction.brain_mask is not None:
-            write_label_nifti(prediction.brain_mask, prediction.geometry, stage / BRAIN_MASK)
+            jobs.append(lambda: write_label_nifti(prediction.brain_mask, prediction.geometry, stage / BRAIN_MASK))
             outputs["brain_mask"] = str(out_dir / BRAIN_MASK)
         if qc and prediction.exam_picture is not None:
-            write_png(stage / EXAM_QC_PNG, prediction.exam_picture, {
+            jobs.append(lambda: write_png(stage / EXAM_QC_PNG, prediction.exam_picture, {
                 "Title": f"{prediction.case_id}: registration and brain mask",
                 "Description": "Top row: reference (T1c) with the brain mask outline (yellow). Then one row per "
-                               "sequence: reference magenta, sequence green (aligned = grey-white)."})
+                               "sequence: reference magenta, sequence green (aligned = grey-white)."}))
             outputs["registration_qc"] = str(out_dir / EXAM_QC_PNG)
+        map_ordered(lambda job: job(), jobs, name="voxmmsd-write")  # the first failure (in this order) raises
         outputs["report"] = str(out_dir / REPORT)
         timings = dict(prediction.timings_s)
         timings["write"] = time.perf_counter() - t0

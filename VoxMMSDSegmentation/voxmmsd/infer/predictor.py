@@ -112,10 +112,12 @@ def network_input(case: Case, sequences: Tuple[str, ...], tolerates_missing: boo
                          f"{', '.join(SEQUENCE_NAMES[s] for s in sequences)} (it was not trained to tolerate a "
                          f"missing sequence). Provide the missing image(s), or choose a model that tolerates "
                          f"missing sequences.")
-    channels = [case.channel(s) if s in case.sequences else np.zeros(case.geometry.shape, np.float32)
-                for s in sequences]
     warnings = [f"{SEQUENCE_NAMES[s]} is missing: segmented without it (the model tolerates a missing "
                 f"sequence, but expect lower accuracy)." for s in absent]
+    if list(case.sequences) == list(sequences) and case.image.dtype == np.float32:
+        return case.image, warnings  # already in the package's order: no full-size copy (read-only from here)
+    channels = [case.channel(s) if s in case.sequences else np.zeros(case.geometry.shape, np.float32)
+                for s in sequences]
     return np.stack(channels).astype(np.float32, copy=False), warnings
 
 
