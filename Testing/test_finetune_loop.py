@@ -59,7 +59,7 @@ def test_init_from_a_pretraining_run_is_recorded_and_warms_up(synthetic_dataset:
     state = dict(donor.state_dict())
     state["head.last.weight"] = torch.zeros(3, 3)
     save_weights(state, tmp_path / "pre" / "backbone.safetensors")
-    cfg = load_config(None, TINY_SETTINGS + ["train.iterations=3", "train.epoch_iters=3", "train.warmup_iters=10",
+    cfg = load_config(None, TINY_SETTINGS + ["train.iterations=3", "train.epoch_iters=3", "train.lr_warmup=1.0",
                                              "data.val=0", f"init.path={tmp_path / 'pre'}"])
     run = tmp_path / "run"
     result = finetune(synthetic_dataset, run, cfg, device="cpu")
