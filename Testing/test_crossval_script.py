@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd import synthetic
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_finetune_helpers import set_args
+from support.training import set_args
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 from voxmmsd.errors import InputError

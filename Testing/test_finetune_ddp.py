@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_finetune_helpers import set_args
+from support.training import set_args
 from voxmmsd.jobs.events import read_events
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_finetune_helpers import TINY_SETTINGS
+from support.training import TINY_SETTINGS
 from voxmmsd.finetune.config import load_config
 from voxmmsd.finetune.loop import finetune
 from voxmmsd.jobs.events import read_events

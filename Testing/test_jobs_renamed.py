@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from test_finetune_helpers import TINY_SETTINGS
+from support.training import TINY_SETTINGS
 from voxmmsd.errors import ConfigError
 from voxmmsd.finetune.config import FinetuneConfig, load_config
 from voxmmsd.jobs.config import leaf_paths, resume_config
