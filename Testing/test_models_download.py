@@ -29,7 +29,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         data = self.files.get(self.path)
         if data is None:
             self.send_error(404)
