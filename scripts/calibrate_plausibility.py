@@ -192,7 +192,7 @@ def protocol_results(files: Any, images: Dict[str, np.ndarray], label: np.ndarra
             bad = score["dice"] < BAD_DICE_WT or score["fp_far_ml"] > BAD_FP_FAR_ML
             if shift and args.shifted_bad_only and not bad:
                 continue
-            imgs, lab, geom = images, label, geometry
+            imgs, geom = images, geometry
             if shift:
                 folder = find_inputs(Path(root) / f"inputs-pred-{shift}", files.case_id)
                 if folder is None:
