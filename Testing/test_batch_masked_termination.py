@@ -8,7 +8,7 @@ import signal
 from pathlib import Path
 
 import pytest
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.infer.batch import run_batch
 from voxmmsd.infer.options import SegmentOptions

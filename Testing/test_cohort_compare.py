@@ -66,7 +66,7 @@ def test_recipe_inherits_the_starting_models_network_preprocessing_and_known_set
     assert cfg.data.patch_size == (48, 48, 48) and cfg.data.sequence_dropout == 0.25 and cfg.train.seed == 3
     assert cfg.train.loss == "regions"  # the output it was trained for
     assert cfg.data.root is None and cfg.init.path == str((tmp_path / "start").resolve()) and cfg.init.keep_head
-    assert cfg.train.iterations == 200 and cfg.train.lr == 2e-4 and cfg.train.warmup_iters == 0 and cfg.data.val == 0
+    assert cfg.train.iterations == 200 and cfg.train.lr == 2e-4 and cfg.train.lr_warmup == 0 and cfg.data.val == 0
     cfg = recipe.cohort_config(meta, tmp_path / "start", overrides=["train.lr=0.01"], max_iters=7)
     assert cfg.train.lr == 0.01 and cfg.train.iterations == 7
     no_recipe = recipe.cohort_config({k: meta[k] for k in ("network", "preprocessing")}, tmp_path / "s")
@@ -109,7 +109,7 @@ def test_recipe_from_a_pretraining_run_takes_its_network_and_a_fresh_head(tmp_pa
             "preprocessing": {"percentile": 99.9}, "inference": {}}
     cfg = recipe.cohort_config(meta, tmp_path / "start", init=run)
     assert cfg.network.channels == (8, 16, 32, 64, 128) and cfg.preprocessing.percentile == 99.0
-    assert cfg.init.path == str(run.resolve()) and not cfg.init.keep_head and cfg.train.warmup_iters == 20
+    assert cfg.init.path == str(run.resolve()) and not cfg.init.keep_head and cfg.train.lr_warmup == 0.1
 
 
 def test_versions_ids_and_provenance(tmp_path: Path, monkeypatch):

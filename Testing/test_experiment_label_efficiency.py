@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import csv
 from pathlib import Path
+from typing import List
 
 import pytest
 import torch
-from test_finetune_helpers import set_args
+from support.training import set_args
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 from voxmmsd.errors import InputError
@@ -44,15 +45,40 @@ def test_summary_means() -> None:
     assert s["mean"]["dice_mean"] == pytest.approx(0.3) and s["mean"]["dice_sd"] == pytest.approx(0.1414, abs=1e-3)
 
 
-def test_both_arms_run_scored_on_held_out_cases(tmp_path: Path) -> None:
+def _experiment(tmp_path: Path, sizes: str, iterations: int) -> List[str]:
+    """The arguments of a real experiment on 5 synthetic cases, with a random 'pre-trained' backbone."""
     data = synthetic.write_dataset(tmp_path / "data", n=5)
     cfg = load_config(None, ["network.channels=[4,8,16,32,64]"])
     torch.manual_seed(0)
     save_weights(VoxUNet(cfg.network).state_dict(), tmp_path / "pre" / "backbone.safetensors")
+    return ["experiment", "label-efficiency", "--data", str(data), "--out", str(tmp_path / "exp"), "--init",
+            str(tmp_path / "pre"), "--sizes", sizes, "--test", "1", "--max-iters", str(iterations), "--device",
+            "cpu"] + set_args([f"train.epoch_iters={iterations}", "validation.overlap=0.25"])
+
+
+def test_one_size_both_arms_scored_paired_and_kept_on_a_rerun(tmp_path: Path) -> None:
+    """Smoke test of the experiment (the two-size version below is slow): one training size, both arms."""
+    args = _experiment(tmp_path, "1", 2)
     out = tmp_path / "exp"
-    args = ["experiment", "label-efficiency", "--data", str(data), "--out", str(out), "--init", str(tmp_path / "pre"),
-            "--sizes", "1,2", "--test", "1", "--max-iters", "3", "--device", "cpu"] + \
-        set_args(["train.epoch_iters=3", "validation.overlap=0.25"])
+    assert main(args) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    assert len(rows) == 2 * 1 * 1 * 3  # arms x sizes x test cases x regions
+    assert {r["arm"] for r in rows} == {"scratch", "pretrained"} and all(0.0 <= float(r["dice"]) <= 1.0 for r in rows)
+    pairs = list(csv.DictReader(open(out / "paired.csv")))
+    assert {(p["n"], p["region"]) for p in pairs} == {("1", g) for g in ("WT", "TC", "ET", "mean")}
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["pretrained_n001_r0", "scratch_n001_r0"]
+    pre = next(e for e in read_events(out / "runs" / "pretrained_n001_r0" / "events.jsonl") if e["event"] == "start")
+    assert pre["init"]["loaded"] > 100 and pre["train_cases"] == 1
+    stamp = (out / "runs" / "scratch_n001_r0" / "model" / "model.json").stat().st_mtime_ns
+    assert main(args) == 0  # again: finished runs are kept, results rebuilt
+    assert (out / "runs" / "scratch_n001_r0" / "model" / "model.json").stat().st_mtime_ns == stamp
+    assert len(list(csv.DictReader(open(out / "results.csv")))) == len(rows)
+
+
+@pytest.mark.slow  # four fine-tuning runs and their scoring; the default run has the one-size smoke test above
+def test_both_arms_run_scored_on_held_out_cases(tmp_path: Path) -> None:
+    args = _experiment(tmp_path, "1,2", 3)
+    out = tmp_path / "exp"
     assert main(args) == 0
     rows = list(csv.DictReader(open(out / "results.csv")))
     assert len(rows) == 2 * 2 * 1 * 3  # arms x sizes x test cases x regions

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from test_finetune_helpers import set_args
+import pytest
+from support.training import set_args
 from voxmmsd.jobs.events import read_events
 
 
+@pytest.mark.slow  # two processes; the default run covers torchrun on gloo with pre-training (test_pretrain_resume)
 def test_two_processes(synthetic_dataset: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29517",

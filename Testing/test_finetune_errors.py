@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_finetune_helpers import set_args
+from support.training import set_args
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 

@@ -19,8 +19,8 @@ from typing import Dict, List
 
 import pytest
 import torch
-from test_finetune_helpers import set_args
-from training_processes import assert_same_losses, env, progress, reached, wait_until
+from support.training import assert_same_losses, env, progress, reached, set_args
+from support.waiting import wait_until
 from voxmmsd import synthetic
 from voxmmsd.jobs.events import read_events
 from voxmmsd.jobs.run_folder import RunFolder
@@ -79,7 +79,7 @@ def test_sigterm_mid_epoch_then_resume_is_exact(reference, tmp_path: Path) -> No
     data, ref, ref_rows = reference
     run = tmp_path / "run"
     proc = _start(_new(data, run))
-    wait_until(proc, reached(run, STAGE, EPOCH + 1))
+    assert wait_until(reached(run, STAGE, EPOCH + 1), timeout=240, proc=proc)
     proc.send_signal(signal.SIGTERM)
     out, err = proc.communicate(timeout=240)
     assert proc.returncode == 0, err
@@ -114,7 +114,8 @@ def test_kill_9_then_resume_is_exact_without_duplicates(reference, tmp_path: Pat
     data, ref, ref_rows = reference
     folder = RunFolder(tmp_path / "run")
     proc = _start(_new(data, folder.root))
-    wait_until(proc, reached(folder.root, STAGE, EPOCH + 1))  # past the checkpoint at the first epoch's end
+    # past the checkpoint at the first epoch's end
+    assert wait_until(reached(folder.root, STAGE, EPOCH + 1), timeout=240, proc=proc)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     assert not any(e["event"] in ("done", "stopped") for e in read_events(folder.events))
@@ -135,7 +136,7 @@ def test_stop_file_and_one_trainer_per_run_folder(reference, tmp_path: Path) -> 
     data, ref, _ = reference
     folder = RunFolder(tmp_path / "run")
     proc = _start(_new(data, folder.root))
-    wait_until(proc, reached(folder.root, STAGE, 1))
+    assert wait_until(reached(folder.root, STAGE, 1), timeout=240, proc=proc)
     # the first trainer is paused while the second starts (it holds its lock), so that on a loaded
     # machine it cannot finish all its iterations before the stop is requested
     os.kill(proc.pid, signal.SIGSTOP)

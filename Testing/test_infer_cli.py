@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 
@@ -186,7 +186,7 @@ def test_models_cli(pkg: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, 
 
 def test_export_cli_from_a_pymic_checkpoint(tmp_path: Path) -> None:
     import torch
-    from test_models_package import tiny_state
+    from support.packages import tiny_state
     from voxmmsd.models.package import load_package
     from voxmmsd.nets.weights import to_pymic_checkpoint
 

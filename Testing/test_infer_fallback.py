@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 from voxmmsd.infer.fallback import fallback_model

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 from voxmmsd.infer.options import SegmentOptions, add_arguments

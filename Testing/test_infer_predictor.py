@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd import synthetic
 from voxmmsd.errors import InputError
 from voxmmsd.infer.backends.base import DeviceOutOfMemoryError

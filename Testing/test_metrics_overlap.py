@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_shapes import random_pair
+from support.shapes import random_pair
 from voxmmsd.metrics.overlap import confusion, dice, sensitivity, specificity, volume_error
 
 

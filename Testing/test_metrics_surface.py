@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from metrics_shapes import random_pair
 from scipy.spatial.distance import cdist, directed_hausdorff
+from support.shapes import random_pair
 from voxmmsd.metrics.surface import (
     BRATS_EVALUATION_MAX_MM,
     MAX_DISTANCE_MM,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 from voxmmsd.models.catalog import bundled, resolve_model
 
 

@@ -29,7 +29,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def log_message(self, *args) -> None:  # quiet
         pass
 
-    def do_GET(self) -> None:  # noqa: N802
+    def do_GET(self) -> None:
         data = self.files.get(self.path)
         if data is None:
             self.send_error(404)
@@ -135,7 +135,7 @@ def _catalog(tmp_path: Path, server: str, archive: bytes, sha: str = "") -> Path
 
 
 def test_install_from_catalog_then_resolve_verify_remove(server: str, tmp_path: Path, home: Path) -> None:
-    from test_models_package import build_tiny_package
+    from support.packages import build_tiny_package
 
     pkg_dir = build_tiny_package(tmp_path / "src" / "tiny", export_onnx=False)
     archive = Path(shutil.make_archive(str(tmp_path / "tiny"), "zip", root_dir=tmp_path / "src"))

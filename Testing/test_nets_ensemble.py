@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from test_models_package import tiny_state
+from support.packages import tiny_state
 from voxmmsd import synthetic
 from voxmmsd.infer.predictor import Predictor, PredictorConfig
 from voxmmsd.io.discovery import find_case

@@ -5,8 +5,8 @@ over normal tissue and a map that leaves the lesion out each fail the check made
 from __future__ import annotations
 
 import numpy as np
-import plausibility_phantom as ph
 import pytest
+import support.plausibility_phantom as ph
 from voxmmsd.plausibility import appearance
 from voxmmsd.plausibility.reference import prepare
 

@@ -12,10 +12,10 @@ import json
 import subprocess
 import sys
 
-import plausibility_phantom as ph
 import pytest
+import support.plausibility_phantom as ph
 from PIL import Image
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
 
 COMMON = ["--backend", "onnx", "--device", "cpu", "--skull-strip", "off", "--register", "off"]
 

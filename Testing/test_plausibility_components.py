@@ -8,8 +8,8 @@ real 7.5 mL tumour; with a 20 mL limit the size rule keeps the false one and rem
 from __future__ import annotations
 
 import numpy as np
-import plausibility_phantom as ph
 import pytest
+import support.plausibility_phantom as ph
 from voxmmsd.infer.components import relabel_et_by_evidence, remove_components_by_evidence
 from voxmmsd.infer.postprocess import remove_small_components
 from voxmmsd.plausibility.evidence import main_component, tumour_components

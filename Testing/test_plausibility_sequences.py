@@ -4,8 +4,8 @@ foreign head, swapped T2w/FLAIR and a smaller field of view, each against the co
 from __future__ import annotations
 
 import numpy as np
-import plausibility_phantom as ph
 import pytest
+import support.plausibility_phantom as ph
 from voxmmsd.plausibility import sequences
 from voxmmsd.plausibility.reference import prepare
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-import plausibility_phantom as ph
 import pytest
+import support.plausibility_phantom as ph
 from voxmmsd.plausibility import spatial
 from voxmmsd.plausibility.reference import prepare
 

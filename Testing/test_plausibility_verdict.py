@@ -6,8 +6,8 @@ import json
 import math
 
 import numpy as np
-import plausibility_phantom as ph
 import pytest
+import support.plausibility_phantom as ph
 from voxmmsd.plausibility.record import CheckResult, Limit
 from voxmmsd.plausibility.verdict import (
     IMPLAUSIBLE,

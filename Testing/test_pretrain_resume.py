@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import List
 
 import pytest
-from training_processes import assert_same_losses, env, progress, reached, wait_until
+from support.training import assert_same_losses, env, progress, reached
+from support.waiting import wait_until
 from voxmmsd import synthetic
 from voxmmsd.jobs.events import read_events
 from voxmmsd.jobs.run_folder import RunFolder
@@ -65,7 +66,7 @@ def test_sigterm_then_resume_reproduces_the_losses(reference, tmp_path):
     data, cache, ref = reference
     run = tmp_path / "run"
     proc = _start(_args(data, run, cache))
-    wait_until(proc, reached(run, STAGE, 2))
+    assert wait_until(reached(run, STAGE, 2), timeout=240, proc=proc)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=240) == 0
     events = read_events(run / "events.jsonl")
@@ -85,7 +86,7 @@ def test_kill_9_then_resume_drops_the_lost_iterations_and_stale_files(reference,
     data, cache, ref = reference
     run = tmp_path / "run"
     proc = _start(_args(data, run, cache))
-    wait_until(proc, reached(run, STAGE, 4))  # past the checkpoint at 3, before the one at 6
+    assert wait_until(reached(run, STAGE, 4), timeout=240, proc=proc)  # past the checkpoint at 3, before the one at 6
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=60)
     folder = RunFolder(run)
@@ -112,11 +113,12 @@ def test_stop_file_stops_and_a_second_trainer_is_refused(reference, tmp_path):
     folder = RunFolder(tmp_path / "run")
     folder.request_stop()  # a stale request from an earlier run: removed when the run starts
     proc = _start(_args(data, folder.root, cache))
-    wait_until(proc, reached(folder.root, STAGE, 1))
+    assert wait_until(reached(folder.root, STAGE, 1), timeout=240, proc=proc)
     assert folder.lock_file.is_file() and not folder.stop_file.exists()
     # a second trainer on the same folder (here: a resume while it runs) is refused by the lock; the first
     # is paused meanwhile (it keeps its lock), so that on a loaded machine it cannot finish before the stop
-    wait_until(proc, folder.last_checkpoint.is_file)  # a resume needs a checkpoint before it meets the lock
+    # a resume needs a checkpoint before it meets the lock
+    assert wait_until(folder.last_checkpoint.is_file, timeout=240, proc=proc)
     os.kill(proc.pid, signal.SIGSTOP)
     try:
         second = subprocess.run(_resume(folder.root), env=env(), capture_output=True, text=True, timeout=300)

@@ -34,7 +34,8 @@ from typing import Callable, Dict, Iterator, List, Sequence, Set
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from test_models_package import build_tiny_package
+from support.packages import build_tiny_package
+from support.waiting import wait_until
 from voxmmsd import synthetic
 from voxmmsd.cli.main import main
 from voxmmsd.errors import InputError, ModelError, VoxMMSDError
@@ -1015,7 +1016,7 @@ def windows_that_never_finish(env: Env) -> None:
 
 @fault("models", "refused")
 def verify_runs_a_forward_pass(env: Env) -> None:
-    from test_models_package import tiny_state
+    from support.packages import tiny_state
     from voxmmsd.models.package import load_package, save_package
     from voxmmsd.preprocessing import PreprocessConfig
 
@@ -1150,16 +1151,6 @@ def _cli(*args: str) -> List[str]:
     return [sys.executable, "-m", "voxmmsd", *args]
 
 
-def _wait_for(path: Path, proc: "subprocess.Popen[bytes]", timeout: float = 300.0) -> None:
-    import time
-
-    end = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"the process ended before {path} appeared"
-        assert time.monotonic() < end, f"{path} did not appear"
-        time.sleep(0.005)
-
-
 def _no_leftovers(env: Env, folder: Path) -> None:
     env.cleaned(*folder.rglob(".voxmmsd.lock"), *folder.rglob(".staging-*"), *folder.rglob(".*.tmp*"))
 
@@ -1169,7 +1160,8 @@ def sigterm_while_reading(env: Env) -> None:
     out = env.tmp / "out"
     proc = subprocess.Popen(_cli("segment", str(env.case), "--out", str(out), "--model", str(env.pkg), "--backend",
                                  "onnx", "--progress", "none"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _wait_for(out / ".voxmmsd.lock", proc)  # the output folder is claimed: the images are read next
+    assert wait_until((out / ".voxmmsd.lock").exists, timeout=300, interval=0.005, proc=proc)  # the output folder
+    # is claimed: the images are read next
     proc.send_signal(signal.SIGTERM)
     text = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 128 + signal.SIGTERM, text
@@ -1219,7 +1211,7 @@ def sigterm_during_a_batch(env: Env) -> None:
     proc = subprocess.Popen(_cli("segment", "--batch", str(data), "--out", str(out), "--model", str(env.pkg),
                                  "--backend", "onnx", "--progress", "none", "--no-qc"),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    _wait_for(out / "case000" / "report.json", proc)
+    assert wait_until((out / "case000" / "report.json").exists, timeout=300, interval=0.005, proc=proc)
     proc.send_signal(signal.SIGTERM)
     text = proc.communicate(timeout=300)[0].decode()
     assert proc.returncode == 128 + signal.SIGTERM, text
@@ -1311,7 +1303,7 @@ def registration_twice_same_transform(env: Env) -> None:
 @fault("determinism", "same", slow=True)
 def raw_exam_twice_same_labels(env: Env) -> None:
     pytest.importorskip("deepbet")
-    from test_infer_exam import write_raw_exam
+    from support.exams import write_raw_exam
 
     exam = write_raw_exam(env.tmp / "raw")
     for k in (1, 2):  # the same command twice

@@ -24,7 +24,7 @@ MODULE_DIR = Path(__file__).resolve().parents[1] / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from test_slicer_scene import rotation_ras  # noqa: E402
+from support.slicer_scene import rotation_ras  # noqa: E402
 from voxmmsd import synthetic  # noqa: E402
 from voxmmsd.errors import InputError  # noqa: E402
 from voxmmsd.io.geometry import Geometry  # noqa: E402

@@ -25,17 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-
-def phantom_label(shape: tuple) -> np.ndarray:
-    """A tumour-like internal label map ``(z, y, x)``: SNFH shell, NETC and ET inside."""
-    z, y, x = np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij")
-    r = np.sqrt(x ** 2 + y ** 2 + z ** 2)
-    label = np.zeros(shape, np.uint8)
-    label[r < 0.7] = 2
-    label[r < 0.45] = 3
-    label[r < 0.25] = 1
-    return label
+from support.slicer_scene import phantom_label
 
 
 def implausible_record() -> dict:

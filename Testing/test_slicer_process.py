@@ -19,6 +19,7 @@ MODULE_DIR = Path(__file__).resolve().parents[1] / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
+from support.waiting import wait_until  # noqa: E402
 from voxmmsd.jobs.events import EventWriter  # noqa: E402
 from VoxMMSDSegmentationLib import jobs, process  # noqa: E402
 from VoxMMSDSegmentationLib.events import EventState, format_duration, read_state  # noqa: E402
@@ -26,13 +27,6 @@ from VoxMMSDSegmentationLib.events import EventState, format_duration, read_stat
 posix_only = pytest.mark.skipif(sys.platform.startswith("win"), reason="POSIX process groups")
 
 
-def wait_for(predicate, timeout=20.0, interval=0.05):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 # ------------------------------------------------------------------ events
@@ -106,7 +100,7 @@ def test_engine_process_streams_lines(tmp_path):
     proc = process.EngineProcess([sys.executable, str(script), "quick", str(tmp_path / "pids.json")]).start()
     assert proc.wait(30) == 0
     items = []
-    assert wait_for(lambda: items.extend(proc.poll()) or (items and items[-1][0] == "exit"))
+    assert wait_until(lambda: items.extend(proc.poll()) or (items and items[-1][0] == "exit"))
     lines = [v for k, v in items if k == "line"]
     assert lines[0] == "plain log line"
     state = read_state(lines)
@@ -121,7 +115,7 @@ def test_cancel_kills_the_process_tree(tmp_path):
     pid_file = tmp_path / "pids.json"
     proc = process.EngineProcess([sys.executable, str(script), "tree", str(pid_file)]).start()
     seen = []
-    assert wait_for(lambda: seen.extend(proc.poll()) or any(k == "line" and "progress" in str(v) for k, v in seen))
+    assert wait_until(lambda: seen.extend(proc.poll()) or any(k == "line" and "progress" in str(v) for k, v in seen))
     pids = json.loads(pid_file.read_text())
     assert len(pids) == 3 and all(process.pid_alive(p) for p in pids)
     proc.cancel()
@@ -148,7 +142,7 @@ def test_real_engine_runs_as_a_process():
     proc = process.EngineProcess(process.engine_command(["--version"]), env=process.engine_environment()).start()
     assert proc.wait(60) == 0
     lines = []
-    assert wait_for(lambda: lines.extend(v for k, v in proc.poll() if k == "line") or bool(lines))
+    assert wait_until(lambda: lines.extend(v for k, v in proc.poll() if k == "line") or bool(lines))
     assert lines[0].startswith("voxmmsd ")
 
 
@@ -227,7 +221,7 @@ def test_job_stop_reattach_resume(tmp_path, trainer):
     cmd = [sys.executable, str(trainer)], ["pretrain", "--out", str(run), "--total", "60"]
     record, handle = jobs.launch(run, "pretrain", *cmd)
     assert jobs.read_record(run).pid == handle.pid
-    assert wait_for(lambda: jobs.status(run).events.iteration >= 3)
+    assert wait_until(lambda: jobs.status(run).events.iteration >= 3)
     st = jobs.status(run)  # what a reopened module sees: registry + events.jsonl
     assert st.state == jobs.RUNNING and st.kind == "pretrain" and st.events.losses
     assert jobs.stop(run)
@@ -249,7 +243,7 @@ def test_job_stop_reattach_resume(tmp_path, trainer):
 
 
 def engine_pid_of(run):
-    assert wait_for(lambda: (run / "engine.pid").is_file())
+    assert wait_until(lambda: (run / "engine.pid").is_file())
     return int((run / "engine.pid").read_text())
 
 
@@ -259,7 +253,7 @@ def test_stop_through_a_launcher_that_forwards_no_signal(tmp_path, trainer, laun
     run = tmp_path / "run"
     record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer)], ["pretrain", "--out",
                                                               str(run), "--total", "100000"])
-    assert wait_for(lambda: jobs.status(run).events.iteration >= 3)
+    assert wait_until(lambda: jobs.status(run).events.iteration >= 3)
     engine = engine_pid_of(run)
     assert engine != record.pid and jobs.status(run).engine_pid == engine  # the lock names the real trainer
     assert jobs.stop(run) and jobs.stop_requested(run)
@@ -282,13 +276,13 @@ def test_launcher_killed_alone_never_allows_a_second_trainer(tmp_path, trainer, 
     run = tmp_path / "run"
     cmd = launcher + [sys.executable, str(trainer)], ["pretrain", "--out", str(run), "--total", "100000"]
     record, handle = jobs.launch(run, "pretrain", *cmd)
-    assert wait_for(lambda: jobs.status(run).events.iteration >= 2)
+    assert wait_until(lambda: jobs.status(run).events.iteration >= 2)
     engine = engine_pid_of(run)
     os.kill(record.pid, signal.SIGTERM)  # what the old Stop did
     handle.wait(10)
     assert not process.pid_alive(record.pid) and process.pid_alive(engine)
     before = jobs.status(run).events.iteration
-    assert wait_for(lambda: jobs.status(run).events.iteration > before + 2)  # training goes on ...
+    assert wait_until(lambda: jobs.status(run).events.iteration > before + 2)  # training goes on ...
     st = jobs.status(run)
     assert st.state == jobs.RUNNING and st.engine_pid == engine  # ... and is shown as such, not "died"
     with pytest.raises(InputError, match="still running"):
@@ -298,7 +292,7 @@ def test_launcher_killed_alone_never_allows_a_second_trainer(tmp_path, trainer, 
     assert jobs.stop_and_wait(run, timeout=30) == "stopped"  # the stop file reaches the orphan too
     assert process.wait_gone(engine, 10) and jobs.status(run).state == jobs.STOPPED
     record2, handle2 = jobs.resume(run)  # now allowed, and only one trainer runs
-    assert wait_for(lambda: (jobs.status(run).engine_pid or engine) != engine)
+    assert wait_until(lambda: (jobs.status(run).engine_pid or engine) != engine)
     assert jobs.stop_and_wait(run, timeout=30) == "stopped"
     assert handle2.wait(10) == 0
 
@@ -308,7 +302,7 @@ def test_stop_falls_back_to_killing_the_process_group(tmp_path, trainer, launche
     run = tmp_path / "run"
     record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer)], ["pretrain", "--out",
                                                               str(run), "--total", "100000", "--ignore-stop"])
-    assert wait_for(lambda: jobs.status(run).events.iteration >= 2)
+    assert wait_until(lambda: jobs.status(run).events.iteration >= 2)
     engine = engine_pid_of(run)
     assert jobs.stop(run)
     st = jobs.status(run)
@@ -322,7 +316,7 @@ def test_stop_falls_back_to_killing_the_process_group(tmp_path, trainer, launche
     # the blocking variant does the same by itself after its timeout
     record, handle = jobs.launch(run, "pretrain", launcher + [sys.executable, str(trainer)], ["pretrain", "--out",
                                                               str(run), "--total", "100000", "--ignore-stop"])
-    assert wait_for(lambda: jobs.status(run).engine_pid not in (None, engine))
+    assert wait_until(lambda: jobs.status(run).engine_pid not in (None, engine))
     engine = jobs.status(run).engine_pid
     assert jobs.stop_and_wait(run, timeout=1.0) == "killed"
     assert process.wait_gone(engine, 10) and not jobs.status(run).active
@@ -359,7 +353,7 @@ def test_died_job_and_kill(tmp_path, trainer):
     run = tmp_path / "run"
     record, handle = jobs.launch(run, "finetune", [sys.executable, str(trainer)], ["finetune", "--out", str(run),
                                                    "--total", "100000"])
-    assert wait_for(lambda: jobs.status(run).events.iteration >= 1)
+    assert wait_until(lambda: jobs.status(run).events.iteration >= 1)
     assert jobs.kill(run)
     handle.wait(20)
     st = jobs.status(run)
@@ -401,14 +395,14 @@ def test_the_record_keeps_the_device_and_how_to_resume(tmp_path, trainer):
     prefix = [sys.executable, str(trainer)]
     record, handle = jobs.launch(run, "pretrain", prefix, ["pretrain", "--out", str(run), "--total", "100000",
                                                            "--device", "cpu"], device="cpu")
-    assert wait_for(lambda: jobs.status(run).events.iteration >= 1)
+    assert wait_until(lambda: jobs.status(run).events.iteration >= 1)
     assert jobs.stop_and_wait(run, timeout=30) == "stopped" and handle.wait(20) == 0
     saved = jobs.read_record(run)
     assert saved.device == "cpu" and saved.prefix == prefix
     assert saved.resume == ["pretrain", "--device", "cpu", "--resume", str(run)]
     stopped_at = jobs.status(run).events.iteration
     record2, handle2 = jobs.resume(run)
-    assert wait_for(lambda: jobs.status(run).events.iteration > stopped_at)  # the resumed trainer runs
+    assert wait_until(lambda: jobs.status(run).events.iteration > stopped_at)  # the resumed trainer runs
     assert jobs.stop_and_wait(run, timeout=30) == "stopped" and handle2.wait(20) == 0
     assert record2.command == prefix + saved.resume and record2.device == "cpu" and record2.launches == 2
     assert jobs.read_record(run).resume == saved.resume  # a second resume continues the same way

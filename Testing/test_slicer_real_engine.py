@@ -17,7 +17,7 @@ MODULE_DIR = Path(__file__).resolve().parents[1] / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from test_slicer_scene import ijk_to_ras, make_volume, rotation_ras  # noqa: E402
+from support.slicer_scene import ijk_to_ras, make_volume, rotation_ras  # noqa: E402
 from VoxMMSDSegmentationLib import scene as scene_io  # noqa: E402
 from VoxMMSDSegmentationLib.commands import SegmentOptions  # noqa: E402
 from VoxMMSDSegmentationLib.segmentation import FINISHED, SegmentationJob  # noqa: E402

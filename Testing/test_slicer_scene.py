@@ -17,40 +17,13 @@ MODULE_DIR = Path(__file__).resolve().parents[1] / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
-from test_slicer_fake_engine import phantom_label  # noqa: E402
+from support.slicer_scene import ijk_to_ras, make_volume, phantom_label, rotation_ras  # noqa: E402
 from voxmmsd.errors import InputError  # noqa: E402
 from voxmmsd.io.geometry import Geometry  # noqa: E402
 from voxmmsd.io.labels import LABEL_TABLE, volumes_ml  # noqa: E402
 from voxmmsd.io.reader import read_image  # noqa: E402
 from voxmmsd.io.writer import write_label_nifti, write_seg_nrrd  # noqa: E402
 from VoxMMSDSegmentationLib import scene as scene_io  # noqa: E402
-
-
-def rotation_ras(deg_z: float, deg_x: float) -> np.ndarray:
-    """A proper rotation (columns = IJK axes in RAS), non-trivial about two axes."""
-    a, b = np.radians(deg_z), np.radians(deg_x)
-    rz = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-    rx = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-    return rz @ rx
-
-
-def make_volume(scene, name: str, shape_kji=(9, 14, 12), spacing=(0.9, 1.3, 3.0), origin=(12.5, -30.0, 7.25),
-                direction=None, seed: int = 0):
-    node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", name)
-    array = np.random.default_rng(seed).normal(100, 20, size=shape_kji).astype(np.float32)
-    slicer.util.updateVolumeFromArray(node, array)
-    node.SetSpacing(*spacing)
-    node.SetOrigin(*origin)
-    d = rotation_ras(30, 20) if direction is None else np.asarray(direction)
-    node.SetIJKToRASDirections(*[float(v) for v in d.ravel()])
-    node.CreateDefaultDisplayNodes()
-    return node, array
-
-
-def ijk_to_ras(node) -> np.ndarray:
-    m = vtk.vtkMatrix4x4()
-    node.GetIJKToRASMatrix(m)
-    return np.array([[m.GetElement(r, c) for c in range(4)] for r in range(4)])
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ MODULE_DIR = Path(__file__).resolve().parents[1] / "VoxMMSDSegmentation"
 if str(MODULE_DIR) not in sys.path:
     sys.path.insert(0, str(MODULE_DIR))
 
+from support.waiting import wait_until  # noqa: E402
 from voxmmsd import synthetic  # noqa: E402
 from voxmmsd.errors import InputError  # noqa: E402
 from VoxMMSDSegmentationLib import commands, jobs, process  # noqa: E402
@@ -35,13 +35,6 @@ TINY = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "
         "workers=0", "log_every=1", "checkpoint_every=1000"]
 
 
-def wait_for(predicate, timeout=120.0, interval=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return predicate()
 
 
 @pytest.mark.slow  # ~25 s on 2 cores; the default run covers the launcher with the trainer double
@@ -60,7 +53,7 @@ def test_real_pretraining_stops_through_the_launcher(tmp_path):
         events = jobs.status(run).events
         return events.stage == "pretrain" and len(events.history) >= at_least
 
-    assert wait_for(lambda: training(2)), (run / jobs.OUTPUT_FILE).read_text()[-3000:]
+    assert wait_until(lambda: training(2), timeout=120, interval=0.1), (run / jobs.OUTPUT_FILE).read_text()[-3000:]
     st = jobs.status(run)
     assert st.state == jobs.RUNNING and st.engine_pid not in (None, record.pid)  # the lock names the interpreter
     engine = st.engine_pid

@@ -34,16 +34,16 @@ from typing import Callable, List
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-import numpy as np  # noqa: E402
-import SimpleITK as sitk  # noqa: E402
-import torch  # noqa: E402
-from scipy.ndimage import gaussian_filter, zoom  # noqa: E402
-from voxmmsd.data.cache import build_cache  # noqa: E402
-from voxmmsd.io.discovery import DataSet, find_case  # noqa: E402
-from voxmmsd.preprocessing import PreprocessConfig  # noqa: E402
-from voxmmsd.pretrain.config import PretrainConfig  # noqa: E402
-from voxmmsd.pretrain.sampler import sample_pair, sample_rng  # noqa: E402
-from voxmmsd.pretrain.step import build_views  # noqa: E402
+import numpy as np
+import SimpleITK as sitk
+import torch
+from scipy.ndimage import gaussian_filter, zoom
+from voxmmsd.data.cache import build_cache
+from voxmmsd.io.discovery import DataSet, find_case
+from voxmmsd.preprocessing import PreprocessConfig
+from voxmmsd.pretrain.config import PretrainConfig
+from voxmmsd.pretrain.sampler import sample_pair, sample_rng
+from voxmmsd.pretrain.step import build_views
 
 CROP = (96, 96, 96)
 PAIRS = 1024

@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import plausibility_inputs as wrong  # noqa: E402
+import plausibility_inputs as wrong
 
 log = logging.getLogger("calibrate_plausibility")
 
@@ -192,12 +192,12 @@ def protocol_results(files: Any, images: Dict[str, np.ndarray], label: np.ndarra
             bad = score["dice"] < BAD_DICE_WT or score["fp_far_ml"] > BAD_FP_FAR_ML
             if shift and args.shifted_bad_only and not bad:
                 continue
-            imgs, lab, geom = images, label, geometry
+            imgs, geom = images, geometry
             if shift:
                 folder = find_inputs(Path(root) / f"inputs-pred-{shift}", files.case_id)
                 if folder is None:
                     continue
-                imgs, lab, geom = load(find_case(folder))
+                imgs, _, geom = load(find_case(folder))
             pred = read_label(pred_path, geom)
             kind = ("bad_" if bad else "") + ("shifted_prediction" if shift else "prediction")
             yield kind, check(imgs, pred, geom), {"model": Path(root).name, "shift": shift or "none",

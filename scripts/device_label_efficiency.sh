@@ -14,7 +14,7 @@
 # Equivalent on any machine:
 #   voxmmsd pretrain --data DATA --out RUN/pt --max-iters $PT_ITERS
 #   voxmmsd experiment label-efficiency --data DATA --out RUN/le --init RUN/pt --sizes 2,4,9 --repeats 3 \
-#       --test $TEST --max-iters $FT_ITERS --set train.warmup_iters=50
+#       --test $TEST --max-iters $FT_ITERS --set train.lr_warmup=0.25
 set -uo pipefail
 W=${W:-/tmp/vox-le}
 OUT=${OUT:-$W/out}
@@ -42,7 +42,7 @@ echo "pretrain: $(( $(date +%s) - t0 )) s"
 t1=$(date +%s)
 timeout -s TERM "$LE_TIME" $PY -m voxmmsd experiment label-efficiency --data "$DATA" --out "$W/le" --init "$W/pt" \
   --sizes 2,4,9 --repeats 3 --test "$TEST" --max-iters "$FT_ITERS" --device cuda \
-  --set data.workers="$WORKERS" --set train.epoch_iters=100 --set train.warmup_iters=50 \
+  --set data.workers="$WORKERS" --set train.epoch_iters=100 --set train.lr_warmup=0.25 \
   --set package.onnx=false 2>&1 | tail -n 30
 echo "label-efficiency: $(( $(date +%s) - t1 )) s"
 mkdir -p "$OUT/le"

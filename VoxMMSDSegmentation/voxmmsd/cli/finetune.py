@@ -60,7 +60,6 @@ def cli_settings(args: argparse.Namespace) -> Dict[str, Dict[str, Any]]:
 def run(args: argparse.Namespace) -> int:
     from voxmmsd.errors import ConfigError
     from voxmmsd.finetune.config import load_config, merge
-    from voxmmsd.jobs.checkpoint import load_checkpoint
     from voxmmsd.jobs.run_folder import RunFolder
 
     base: Dict[str, Any] = {}
@@ -68,8 +67,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir = Path(args.resume)
         if args.out is not None and Path(args.out).resolve() != run_dir.resolve():
             raise ConfigError(f"--resume {run_dir} continues that run in place; leave out --out {args.out}.")
-        last = RunFolder(run_dir).require_checkpoint("fine-tuning")
-        base = load_checkpoint(last)["config"]  # the run's own settings; changes are checked by the engine
+        base = RunFolder(run_dir).saved_settings("fine-tuning")  # the run's own; changes are checked by the engine
     elif args.out is None:
         raise ConfigError("Give the run folder to create with --out RUN (or --resume RUN to continue one).")
     else:

@@ -26,7 +26,6 @@ def add_parser(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from voxmmsd.jobs.checkpoint import load_checkpoint
     from voxmmsd.jobs.config import merge
     from voxmmsd.jobs.run_folder import RunFolder
     from voxmmsd.pretrain.config import load_config
@@ -43,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError("--resume RUN writes into RUN; leave out --out (or give the same folder).")
         folder = RunFolder(args.resume)
-        last = folder.require_checkpoint("pre-training")
+        folder.require_checkpoint("pre-training")
         cfg = None
         if args.config is not None or args.overrides or base:
-            saved = load_checkpoint(last)["config"]
+            saved = folder.saved_settings("pre-training")
             cfg = load_config(None, [], base=merge(load_config(args.config, args.overrides, saved).to_dict(), base))
         return run_pretraining(cfg, args.resume, resume=True, device=args.device, max_iters=args.max_iters,
                                show_progress=not args.no_progress, allow_changed=args.allow_changed_settings)

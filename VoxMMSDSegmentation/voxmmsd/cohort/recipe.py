@@ -23,7 +23,7 @@ from voxmmsd.jobs.config import leaf_paths, load, merge
 
 #: the defaults of a warm start from a trained model
 WARM_START: Dict[str, Dict[str, Any]] = {
-    "train": {"iterations": 200, "epoch_iters": 50, "lr": 2e-4, "final_lr": 1e-5, "warmup_iters": 0,
+    "train": {"iterations": 200, "epoch_iters": 50, "lr": 2e-4, "lr_end": 1e-5, "lr_warmup": 0.0,
               "log_every": 10},
     "data": {"val": 0, "train": None},
     "validation": {"at_start": False},
@@ -34,13 +34,13 @@ WARM_START: Dict[str, Dict[str, Any]] = {
 FALLBACK: Dict[str, Dict[str, Any]] = {"data": {"patch_size": [64, 64, 64]}}
 #: what changes when the fine-tune starts from a pre-training run (its output layer never learnt labels)
 FROM_PRETRAINING: Dict[str, Dict[str, Any]] = {
-    "train": {"lr": 1e-3, "warmup_iters": 20},
+    "train": {"lr": 1e-3, "lr_warmup": 0.1},  # 20 of the 200 iterations
     "init": {"keep_head": False},
 }
 #: recipe entries of the starting model that a cohort run never takes over (they name its own data and run)
 NOT_INHERITED = ("data.root", "data.train", "data.val", "data.cache_dir", "data.workers", "init.path",
                  "init.keep_head", "package", "train.iterations", "train.epoch_iters", "train.lr",
-                 "train.final_lr", "train.warmup_iters", "validation")
+                 "train.lr_end", "train.lr_warmup", "train.final_lr", "train.warmup_iters", "validation")
 
 
 def _known(cfg: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:

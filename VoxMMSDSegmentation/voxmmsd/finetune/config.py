@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, List, Optional, Tuple, Union
+from typing import Any, ClassVar, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
 from voxmmsd.errors import ConfigError
 from voxmmsd.jobs.config import build, load, merge, parse_overrides, read_yaml
 from voxmmsd.jobs.config import to_dict as config_to_dict
 from voxmmsd.jobs.config import to_yaml as config_to_yaml
+from voxmmsd.jobs.renamed import Renamed, get_path
 from voxmmsd.nets.config import UNetConfig
 from voxmmsd.preprocessing import PreprocessConfig
 
@@ -47,10 +48,10 @@ class TrainConfig:
     epoch_iters: int = 250  # iterations per epoch; validation and checkpoint after each
     optimizer: str = "adamw"  # adamw | sgd
     lr: float = 1e-3
-    final_lr: float = 1e-5
+    lr_end: float = 1e-5  # cosine schedule from lr to lr_end
+    lr_warmup: float = 0.01  # fraction of the iterations: linear warm-up, applied when starting from --init weights
     weight_decay: float = 1e-5
     momentum: float = 0.99  # SGD only
-    warmup_iters: int = 200  # linear warm-up, applied when starting from pre-trained weights
     grad_clip: float = 12.0  # 0 = off
     precision: str = "auto"  # auto (bf16 on GPUs, fp32 on CPUs) | bf16 | fp16 | fp32
     seed: int = 0
@@ -94,6 +95,15 @@ class FinetuneConfig:
     network: UNetConfig = field(default_factory=UNetConfig)
     preprocessing: PreprocessConfig = field(default_factory=PreprocessConfig)
 
+    #: the setting a resume may change without --allow-changed-settings (--max-iters)
+    RUN_LENGTH: ClassVar[str] = "train.iterations"
+    #: settings of earlier versions (run folders and checkpoints made before 2026-12) and their new names
+    RENAMED: ClassVar[Tuple[Renamed, ...]] = (
+        Renamed("train.final_lr", "train.lr_end"),
+        Renamed("train.warmup_iters", "train.lr_warmup", lambda count, d: _warmup_fraction(count, d),
+                "a count of iterations, now a fraction of train.iterations"),
+    )
+
     def __post_init__(self) -> None:
         check(self)
 
@@ -106,6 +116,16 @@ class FinetuneConfig:
 
     def to_yaml(self) -> str:
         return config_to_yaml(self)
+
+
+def _warmup_fraction(count: Any, settings: Mapping[str, Any]) -> float:
+    """An old warm-up count as a fraction of the run's iterations (those of the same settings, else the default)."""
+    found, iterations = get_path(settings, "train.iterations")
+    try:
+        total = int(iterations) if found and iterations is not None else TrainConfig.iterations
+        return min(1.0, max(0.0, float(count) / total)) if total > 0 else 0.0
+    except (TypeError, ValueError):
+        raise ConfigError(f"Setting train.warmup_iters={count!r} is invalid: expected a whole number.") from None
 
 
 def _selection(value: Any, key: str) -> Selection:
@@ -134,8 +154,11 @@ def check(cfg: FinetuneConfig) -> None:
         raise ConfigError("train.iterations and train.epoch_iters must be at least 1 (e.g. --max-iters 100).")
     if t.optimizer not in ("adamw", "sgd"):
         raise ConfigError(f"train.optimizer={t.optimizer!r}: use adamw or sgd.")
-    if t.lr <= 0 or t.final_lr < 0:
-        raise ConfigError("train.lr must be positive and train.final_lr not negative.")
+    if t.lr <= 0 or t.lr_end < 0:
+        raise ConfigError("train.lr must be positive and train.lr_end not negative.")
+    if not 0.0 <= t.lr_warmup <= 1.0:
+        raise ConfigError(f"train.lr_warmup={t.lr_warmup}: a fraction of the iterations between 0 and 1 "
+                          f"(e.g. 0.01).")
     if t.loss not in ("dice_ce", "regions"):
         raise ConfigError(f"train.loss={t.loss!r}: use dice_ce (classes) or regions (WT, TC, ET).")
     if not 0.0 <= d.clinical_sim <= 1.0 or not 0.0 <= d.channel_jitter <= 1.0:

@@ -45,7 +45,7 @@ from voxmmsd.jobs.device import autocast_dtype, select_device
 from voxmmsd.jobs.distributed import DistInfo, barrier, cleanup, init_distributed
 from voxmmsd.jobs.recorder import Recorder
 from voxmmsd.jobs.run_folder import RunFolder
-from voxmmsd.jobs.schedules import cosine_schedule
+from voxmmsd.jobs.schedules import cosine_schedule, warmup_steps
 from voxmmsd.jobs.session import stop_agreed, training_session
 from voxmmsd.jobs.stop import StopFlag
 from voxmmsd.nets.unet import VoxUNet
@@ -79,7 +79,8 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self.amp = autocast_dtype(device, t.precision)
         self.scaler = torch.amp.GradScaler(device.type) if self.amp == torch.float16 else None
-        self.lrs = cosine_schedule(t.lr, t.final_lr, t.iterations, t.warmup_iters if cfg.init.path else 0, t.lr * 0.01)
+        warmup = warmup_steps(t.lr_warmup, t.iterations) if cfg.init.path else 0
+        self.lrs = cosine_schedule(t.lr, t.lr_end, t.iterations, warmup, t.lr * 0.01)
         self.net = torch.nn.parallel.DistributedDataParallel(self.model) if dist.enabled else self.model
         self.loss_fn = training_loss(t.loss)
         self.iteration = 0
@@ -182,8 +183,7 @@ def finetune(data_dir: Path, run_dir: Path, cfg: FinetuneConfig, *, resume: bool
                 run.require_new()
             ckpt = load_checkpoint(run.last_checkpoint) if resume else None
             if ckpt is not None:
-                cfg = resume_config(FinetuneConfig, ckpt["config"], cfg.to_dict(), allow_changed=allow_changed,
-                                    free=("train.iterations",))
+                cfg = resume_config(FinetuneConfig, ckpt["config"], cfg.to_dict(), allow_changed=allow_changed)
             rec = Recorder(run, STAGE, dist.is_main, resume_from=int(ckpt["iteration"]) if ckpt is not None else None)
             try:
                 return _run(Path(data_dir), run, cfg, ckpt, device, dist, rec, flag)

@@ -16,7 +16,7 @@ def mirror_axes(n_axes: int = 3) -> List[Tuple[int, ...]]:
     return [c for r in range(n_axes + 1) for c in itertools.combinations(spatial, r)]
 
 
-def with_mirroring(forward: Forward, axes: List[Tuple[int, ...]] = None,  # type: ignore[assignment]
+def with_mirroring(forward: Forward, axes: Optional[List[Tuple[int, ...]]] = None,
                    on_pass: Optional[Callable[[np.ndarray], None]] = None) -> Forward:
     """A forward that averages ``forward`` over mirrored copies of its input (flipped back before averaging).
 

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Type, TypeVar, Union
 
 from voxmmsd.errors import ConfigError
+from voxmmsd.jobs.renamed import upgrade
 
 C = TypeVar("C")
 
@@ -153,14 +154,24 @@ def _unknown(cls: Type[Any], keys: Iterable[str], prefix: str, root: Optional[Ty
     return ConfigError(text + (" " + " ".join(hints) if hints else ""))
 
 
+def upgraded(cls: Type[Any], data: Optional[Mapping[str, Any]], where: str = "") -> Dict[str, Any]:
+    """``data`` with the old names of renamed settings of ``cls`` (its ``RENAMED`` list) replaced, with a warning."""
+    return upgrade(data, getattr(cls, "RENAMED", ()), where)
+
+
 def build(cls: Type[C], data: Any, section: str = "", _root: Optional[Type[Any]] = None) -> C:
-    """An instance of the dataclass ``cls`` from a (partial) mapping; missing fields keep their defaults."""
+    """An instance of the dataclass ``cls`` from a (partial) mapping; missing fields keep their defaults.
+
+    At the top level, settings under an old name (``cls.RENAMED``) are read under the new one.
+    """
     root = _root or cls
     prefix = f"{section}." if section else ""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"Setting '{section or 'config'}' must be a mapping of settings, not {data!r}.")
+    if _root is None and not section:
+        data = upgraded(cls, data)
     fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     unknown = set(data) - set(fields)
     if unknown:
@@ -263,11 +274,14 @@ def read_yaml(path: Path) -> Dict[str, Any]:
 
 def load(cls: Type[C], path: Optional[Path] = None, overrides: Iterable[str] = (),
          base: Optional[Mapping[str, Any]] = None) -> C:
-    """Defaults <- ``base`` <- YAML file ``path`` <- ``--set`` overrides, as a ``cls``."""
-    d: Dict[str, Any] = merge(base or {}, {})
+    """Defaults <- ``base`` <- YAML file ``path`` <- ``--set`` overrides, as a ``cls``.
+
+    Each source is upgraded from old setting names on its own, so that a new name given later wins.
+    """
+    d: Dict[str, Any] = upgraded(cls, base)
     if path is not None:
-        d = merge(d, read_yaml(path))
-    d = merge(d, parse_overrides(list(overrides or ())))
+        d = merge(d, upgraded(cls, read_yaml(path), str(path)))
+    d = merge(d, upgraded(cls, parse_overrides(list(overrides or ())), "--set"))
     return build(cls, d)
 
 
@@ -291,17 +305,20 @@ FIXED_ON_RESUME = ("network.",)
 
 
 def resume_config(cls: Type[C], saved: Mapping[str, Any], changes: Mapping[str, Any], *,
-                  allow_changed: bool = False, free: Sequence[str] = (),
+                  allow_changed: bool = False, free: Optional[Sequence[str]] = None,
                   fixed: Sequence[str] = FIXED_ON_RESUME) -> C:
     """The configuration a resumed run uses: its ``saved`` settings with ``changes`` applied.
 
-    The rule is the same for every command: a resume keeps the run's settings. A change
-    other than the paths in ``free`` (e.g. the run's length) is refused with the list of
-    changed settings unless ``allow_changed`` (``--allow-changed-settings``); a change of a
-    setting under a prefix of ``fixed`` (the network) is refused even then.
+    The rule is the same for every command, and this is its only place: a resume keeps the
+    run's settings. A change other than the paths in ``free`` (by default the run's length,
+    ``cls.RUN_LENGTH``) is refused with the list of changed settings unless ``allow_changed``
+    (``--allow-changed-settings``); a change of a setting under a prefix of ``fixed`` (the
+    network) is refused even then. Saved settings under old names are read under the new ones.
     """
-    old = build(cls, saved)
-    new = build(cls, merge(to_dict(old), changes))
+    if free is None:
+        free = (getattr(cls, "RUN_LENGTH", "iterations"),)
+    old = build(cls, upgraded(cls, saved, "the run's saved settings"))
+    new = build(cls, merge(to_dict(old), upgraded(cls, changes)))
     frozen = [d for d in differences(old, new) if d[0].startswith(tuple(fixed))]
     if frozen:
         listed = "; ".join(f"{p}: {a!r} -> {b!r}" for p, a, b in frozen)

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from voxmmsd.errors import InputError
 from voxmmsd.io.lock import lock_path
@@ -106,6 +106,13 @@ class RunFolder:
                              f"checkpoints/last.pt). Give the folder of an earlier {kind} run, or start a new run "
                              f"with --out.")
         return self.last_checkpoint
+
+    def saved_settings(self, kind: str) -> Dict[str, Any]:
+        """The settings the run holds in its last checkpoint (:meth:`require_checkpoint` first): what a resume
+        starts from, with :func:`voxmmsd.jobs.config.resume_config` deciding which changes it may make."""
+        from voxmmsd.jobs.checkpoint import load_checkpoint
+
+        return dict(load_checkpoint(self.require_checkpoint(kind))["config"])
 
     def require_new(self) -> None:
         """:class:`InputError` if the folder already holds a run, or what a run made (its model package, its

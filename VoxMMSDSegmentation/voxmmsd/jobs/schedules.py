@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 
 
+def warmup_steps(fraction: float, total: int) -> int:
+    """The iterations of a warm-up given as a fraction of the run (``lr_warmup`` of every training command)."""
+    return int(round(min(max(fraction, 0.0), 1.0) * total))
+
+
 def cosine_schedule(start: float, end: float, total: int, warmup: int = 0, warmup_start: float = 0.0) -> np.ndarray:
     """``total`` values: linear warm-up from ``warmup_start`` to ``start``, then cosine to ``end``."""
     if total <= 0:

@@ -30,13 +30,15 @@ CATALOG_SCHEMA = Path(__file__).with_name("catalog.schema.json")
 
 
 def resources_dir() -> Path:
-    """``$VOXMMSD_RESOURCES``, else ``Resources/models`` next to the installed Slicer module, else the
-    source tree's top-level ``Resources/models``."""
+    """Where the bundled models are: ``$VOXMMSD_RESOURCES``; else ``voxmmsd/resources/models`` inside an
+    installed wheel (``setup.py`` copies them there); else ``Resources/models`` next to the installed Slicer
+    module; else the source tree's top-level ``Resources/models``. The first that holds ``catalog.json``."""
     env = os.environ.get("VOXMMSD_RESOURCES")
     if env:
         return Path(env)
     here = Path(__file__).resolve()
-    candidates = [here.parents[2] / "Resources" / "models", here.parents[3] / "Resources" / "models"]
+    candidates = [here.parents[1] / "resources" / "models", here.parents[2] / "Resources" / "models",
+                  here.parents[3] / "Resources" / "models"]
     for folder in candidates:
         if (folder / "catalog.json").is_file():
             return folder

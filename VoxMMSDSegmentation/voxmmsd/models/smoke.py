@@ -77,13 +77,13 @@ def forward_check(package: Any) -> List[str]:
             try:
                 session = ort.InferenceSession(str(package.onnx_path), sess_options=opts,
                                                providers=["CPUExecutionProvider"])
-            except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types for a bad graph
+            except Exception as exc:
                 raise ModelError(f"ONNX Runtime cannot load {package.onnx_path}: {str(exc).splitlines()[0]}. "
                                  f"Export the model again ('voxmmsd export').") from None
             check_onnx_graph(session, package)
             try:
                 scores = session.run(None, {session.get_inputs()[0].name: x})[0]
-            except Exception as exc:  # noqa: BLE001 - as above
+            except Exception as exc:
                 raise ModelError(f"ONNX Runtime cannot run {package.onnx_path} on a {SMOKE_EDGE}^3 input: "
                                  f"{str(exc).splitlines()[0]}. Export the model again.") from None
             _finite(check_scores(scores, x.shape, package, "The ONNX graph"), package, "The ONNX graph")

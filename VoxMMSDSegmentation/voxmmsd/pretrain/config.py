@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterable, Optional, Tuple
+from typing import Any, ClassVar, Dict, Iterable, Optional, Tuple
 
 from voxmmsd.errors import ConfigError
 from voxmmsd.jobs.config import build, load, merge, parse_overrides, read_yaml
@@ -103,6 +103,9 @@ class PretrainConfig:
     checkpoint_every: int = 500
     log_every: int = 10
     tensorboard: bool = True
+
+    #: the setting a resume may change without --allow-changed-settings (--max-iters)
+    RUN_LENGTH: ClassVar[str] = "iterations"
 
     def to_dict(self) -> Dict[str, Any]:
         return config_to_dict(self)

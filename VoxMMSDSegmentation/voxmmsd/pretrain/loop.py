@@ -170,9 +170,9 @@ def resolve_config(run: Union[Path, RunFolder], cfg: Optional[PretrainConfig], r
     """
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
     if resume:
-        saved = load_checkpoint(folder.last_checkpoint)["config"]
         changes = cfg.to_dict() if cfg is not None else {}
-        cfg = resume_config(PretrainConfig, saved, changes, allow_changed=allow_changed, free=("iterations",))
+        cfg = resume_config(PretrainConfig, folder.saved_settings("pre-training"), changes,
+                            allow_changed=allow_changed)
     elif cfg is None:
         raise ConfigError("No configuration given.")
     if max_iters is not None:

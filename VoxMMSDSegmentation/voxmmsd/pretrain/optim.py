@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from voxmmsd.jobs.schedules import cosine_schedule, linear_then_constant
+from voxmmsd.jobs.schedules import cosine_schedule, linear_then_constant, warmup_steps
 from voxmmsd.pretrain.config import PretrainConfig
 
 
@@ -39,7 +39,7 @@ class Schedules:
 
 def make_schedules(cfg: PretrainConfig) -> Schedules:
     n = cfg.iterations
-    lr = cosine_schedule(cfg.lr, cfg.lr_end, n, warmup=int(round(cfg.lr_warmup * n)), warmup_start=0.0)
+    lr = cosine_schedule(cfg.lr, cfg.lr_end, n, warmup=warmup_steps(cfg.lr_warmup, n), warmup_start=0.0)
     frozen = np.arange(n) < int(round(cfg.freeze_prototypes * n))
     return Schedules(
         lr=lr,

@@ -96,7 +96,7 @@ class OnnxBackend:
     def forward(self, x: np.ndarray) -> np.ndarray:
         try:
             out = self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-        except Exception as exc:  # noqa: BLE001 - re-raised unless it is an allocation failure
+        except Exception as exc:
             if self.device != "cpu" and is_out_of_memory(exc):
                 raise DeviceOutOfMemoryError(f"{self.device}: {str(exc).splitlines()[0]}") from None
             raise

@@ -1,14 +1,32 @@
-"""Helpers for tests that run real training processes: environment, waiting on events, reading losses."""
+"""Helpers for tests that train: the tiny fine-tuning settings, and for real training processes their
+environment, progress and losses (waiting on them: :func:`support.waiting.wait_until`)."""
 
 from __future__ import annotations
 
 import os
-import subprocess
-import time
 from pathlib import Path
-from typing import Callable, Dict, List, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 from voxmmsd.jobs.events import read_events
+
+#: a tiny network on small synthetic cases (``--set`` values of voxmmsd finetune)
+TINY_SETTINGS: List[str] = [
+    "network.channels=[4,8,16,32,64]",
+    "data.patch_size=[32,32,32]",
+    "data.batch_size=2",
+    "data.val=1",
+    "train.lr=0.003",
+    "train.log_every=1",
+    "package.onnx=false",
+]
+
+
+def set_args(extra: Sequence[str] = ()) -> List[str]:
+    """``--set`` arguments of :data:`TINY_SETTINGS` followed by ``extra``."""
+    out: List[str] = []
+    for s in list(TINY_SETTINGS) + list(extra):
+        out += ["--set", s]
+    return out
 
 
 def env() -> Dict[str, str]:
@@ -22,19 +40,6 @@ def progress(run: Path, stage: str) -> List[Tuple[int, float]]:
     """``(iteration, loss)`` of every progress event of ``stage``, in file order (duplicates kept)."""
     return [(int(e["iteration"]), float(e["losses"]["loss"])) for e in read_events(run / "events.jsonl")
             if e["stage"] == stage and e["event"] == "progress"]
-
-
-def wait_until(proc: subprocess.Popen, condition: Callable[[], bool], timeout: float = 240.0) -> None:
-    """Poll ``condition`` until it holds; fail if the process ends first or time runs out."""
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if condition():
-            return
-        if proc.poll() is not None:
-            raise AssertionError(f"the run ended early (rc {proc.returncode}): "
-                                 f"{proc.stderr.read()[-3000:] if proc.stderr else ''}")
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for the run")
 
 
 def reached(run: Path, stage: str, iteration: int) -> Callable[[], bool]:
