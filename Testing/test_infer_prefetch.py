@@ -79,3 +79,29 @@ def test_close_stops_the_producer() -> None:
     assert len(started) == n <= 3 + 1 + 2  # nothing loads after close
     with pytest.raises(ValueError):
         Prefetch(load, [1], depth=0)
+
+
+def test_a_finished_case_is_not_kept() -> None:
+    """Memory stays flat over a batch: once the caller moves on, the previous case's loaded value is released
+    (a 20-case batch grew 1.7 -> 3.6 GB while every loaded case stayed referenced)."""
+    import gc
+    import weakref
+
+    class Case:
+        pass
+
+    refs = []
+
+    def load(i: int) -> Case:
+        c = Case()
+        refs.append(weakref.ref(c))
+        return c
+
+    with Prefetch(load, list(range(5)), depth=1) as reader:
+        for k, (_, handle) in enumerate(reader):
+            handle.result()
+            gc.collect()
+            if k >= 2:
+                assert all(r() is None for r in refs[: k - 1]), k  # every case before the previous one is gone
+    gc.collect()
+    assert sum(r() is not None for r in refs) <= 1

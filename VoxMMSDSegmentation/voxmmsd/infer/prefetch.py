@@ -29,6 +29,10 @@ class Loaded(Generic[R]):
         self._value, self._error = value, error
         self._done.set()
 
+    def _forget(self) -> None:
+        """Drop the loaded value (a whole case's images): the batch keeps nothing of a finished case."""
+        self._value, self._error = None, None
+
     def result(self) -> R:
         self._done.wait()
         if self._error is not None:
@@ -71,6 +75,7 @@ class Prefetch(Generic[T, R]):
             self._thread.start()
         for k, (item, handle) in enumerate(zip(self._items, self._handles)):
             if k:
+                self._handles[k - 1]._forget()  # the caller is done with it: memory stays flat
                 self._room.release()  # the caller moved on to this item: one more may be loaded ahead
             yield item, handle
 
