@@ -29,9 +29,9 @@ class PairDataset(Dataset):
 
     def sample(self, index: int) -> Dict[str, np.ndarray]:
         cfg = self.cfg
-        image = self.images[case_for_index(index, len(self.images), cfg.seed)]
-        return sample_pair(image, sample_rng(cfg.seed, index), cfg.crop_size, cfg.block_size, cfg.mask_ratio,
-                           cfg.n_pairs, cfg.augment)
+        image = self.images[case_for_index(index, len(self.images), cfg.train.seed)]
+        return sample_pair(image, sample_rng(cfg.train.seed, index), cfg.data.patch_size, cfg.method.block_size, cfg.method.mask_ratio,
+                           cfg.method.n_pairs, cfg.augment)
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         return {k: torch.from_numpy(v) for k, v in self.sample(index).items()}

@@ -39,8 +39,8 @@ class PretrainNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: "PretrainConfig") -> "PretrainNet":
-        return cls(cfg.network, cfg.out_dim, cfg.head_hidden, cfg.head, cfg.head_bottleneck, cfg.head_bn,
-                   cfg.head_logit_std)
+        return cls(cfg.network, cfg.method.out_dim, cfg.method.head_hidden, cfg.method.head, cfg.method.head_bottleneck, cfg.method.head_bn,
+                   cfg.method.head_logit_std)
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor, coords: torch.Tensor,
                 with_recon: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:

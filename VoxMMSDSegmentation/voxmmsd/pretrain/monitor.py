@@ -123,5 +123,5 @@ class CollapseMonitor:
     @classmethod
     def for_run(cls, cfg: "PretrainConfig") -> "CollapseMonitor":
         """Warm-up = the longer of the learning-rate and teacher-temperature warm-ups."""
-        warmup = int(round(max(cfg.lr_warmup, cfg.teacher_temp_warmup) * cfg.iterations))
-        return cls(cfg.out_dim, warmup)
+        warmup = int(round(max(cfg.train.lr_warmup, cfg.method.teacher_temp_warmup) * cfg.train.iterations))
+        return cls(cfg.method.out_dim, warmup)
