@@ -11,7 +11,8 @@ from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.loop import run_pretraining
 from voxmmsd.pretrain.monitor import DIAGNOSTICS
 
-TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128", "method.out_dim=32",
+TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+        "method.out_dim=32",
         "data.workers=0", "train.log_every=1", "train.checkpoint_every=1000", "train.deterministic=true"]
 
 

@@ -22,10 +22,11 @@ def test_yaml_then_overrides_and_round_trip(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text(yaml.safe_dump({"train": {"lr": 0.01}, "network": {"channels": [4, 8, 16, 32, 64]},
                                  "augment": {"blur_prob": 0.3}}))
-    cfg = load_config(f, ["train.lr=0.02", "data.patch_size=32,32,32", "method.block_size=8", "preprocessing.spacing=2,2,2",
-                          "train.deterministic=true", "augment.gamma_range=[0.8,1.2]"])
+    cfg = load_config(f, ["train.lr=0.02", "data.patch_size=32,32,32", "method.block_size=8",
+                          "preprocessing.spacing=2,2,2", "train.deterministic=true", "augment.gamma_range=[0.8,1.2]"])
     assert cfg.train.lr == 0.02 and cfg.network.channels == (4, 8, 16, 32, 64) and cfg.augment.blur_prob == 0.3
-    assert cfg.data.patch_size == (32, 32, 32) and cfg.preprocessing.spacing == (2.0, 2.0, 2.0) and cfg.train.deterministic
+    assert cfg.data.patch_size == (32, 32, 32) and cfg.preprocessing.spacing == (2.0, 2.0, 2.0)
+    assert cfg.train.deterministic
     assert cfg.augment.gamma_range == (0.8, 1.2)
     again = PretrainConfig.from_dict(yaml.safe_load(to_yaml(cfg)))
     assert again == cfg

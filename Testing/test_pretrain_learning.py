@@ -14,7 +14,8 @@ from voxmmsd.jobs.events import read_events
 from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.loop import run_pretraining
 
-REDUCED = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128", "data.workers=0",
+REDUCED = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+           "data.workers=0",
            "train.log_every=5", "train.checkpoint_every=1000", "train.deterministic=true", "train.iterations=600"]
 LN_K = math.log(512)
 

@@ -18,6 +18,7 @@ from voxmmsd.cli.main import main
 from voxmmsd.errors import ConfigError
 from voxmmsd.finetune.config import DataConfig, TrainConfig
 from voxmmsd.jobs.checkpoint import load_checkpoint, save_checkpoint
+from voxmmsd.jobs.config import resume_config
 from voxmmsd.jobs.events import read_events
 from voxmmsd.jobs.renamed import RenamedSettingWarning
 from voxmmsd.pretrain.config import PretrainConfig, load_config
@@ -78,11 +79,22 @@ def test_new_names_load_without_a_warning_and_win_over_old_ones() -> None:
         load_config(None, ["train.head_bn=0"])
 
 
+def test_flat_saved_settings_pass_the_resume_rule() -> None:
+    """Fast smoke test of the slow one below: a checkpoint's flat settings, read by the resume rule."""
+    saved = flat(load_config(None, TINY + ["data.root=/cases"]).to_dict())
+    with pytest.warns(RenamedSettingWarning, match="the run's saved settings"):
+        cfg = resume_config(PretrainConfig, saved, {"train": {"iterations": 9}})
+    assert cfg.train.iterations == 9 and cfg.data.root == "/cases" and cfg.method.n_pairs == 64
+    with pytest.warns(RenamedSettingWarning), pytest.raises(ConfigError, match=r"train\.lr: 0\.001 -> 0\.5"):
+        resume_config(PretrainConfig, saved, {"train": {"lr": 0.5}})
+
+
+@pytest.mark.slow  # ~30 s on 2 busy cores (preprocessing, a run and two resumes); the smoke test above is fast
 def test_a_run_saved_with_the_flat_layout_resumes(tmp_path: Path, synthetic_dataset: Path, caplog) -> None:
-    """A real 2-iteration run whose config.yaml and checkpoint are rewritten in the old layout resumes to 4."""
+    """A real 1-iteration run whose config.yaml and checkpoint are rewritten in the old layout resumes to 2."""
     run = tmp_path / "run"
     cfg = load_config(None, TINY + [f"data.root={synthetic_dataset}", f"data.cache_dir={tmp_path / 'cache'}",
-                                    "train.iterations=2", "train.checkpoint_every=1"])
+                                    "train.iterations=1", "train.checkpoint_every=1"])
     assert run_pretraining(cfg, run, show_progress=False) == 0
     ckpt = load_checkpoint(run / "checkpoints" / "last.pt")
     old = flat(ckpt["config"])
@@ -91,11 +103,12 @@ def test_a_run_saved_with_the_flat_layout_resumes(tmp_path: Path, synthetic_data
     (run / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
 
     with pytest.warns(RenamedSettingWarning, match="the run's saved settings"):
-        assert main(["pretrain", "--resume", str(run), "--device", "cpu", "--max-iters", "4", "--no-progress"]) == 0
-    prog = [e["iteration"] for e in read_events(run / "events.jsonl") if e["event"] == "progress" and e["stage"] == "pretrain"]
-    assert prog == [1, 2, 3, 4]
+        assert main(["pretrain", "--resume", str(run), "--device", "cpu", "--max-iters", "2", "--no-progress"]) == 0
+    prog = [e["iteration"] for e in read_events(run / "events.jsonl")
+            if e["event"] == "progress" and e["stage"] == "pretrain"]
+    assert prog == [1, 2]
     saved = yaml.safe_load((run / "config.yaml").read_text())
-    assert saved["train"]["iterations"] == 4 and saved["data"]["root"] == str(synthetic_dataset) and "lr" not in saved
+    assert saved["train"]["iterations"] == 2 and saved["data"]["root"] == str(synthetic_dataset) and "lr" not in saved
     # the old flat --set of another value is still refused by the resume rule, under the new name
     with pytest.warns(RenamedSettingWarning), caplog.at_level(logging.ERROR):
         assert main(["pretrain", "--resume", str(run), "--device", "cpu", "--set", "lr=0.5"]) == 1

@@ -18,14 +18,15 @@ from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.dataset import IterationBatches
 from voxmmsd.pretrain.loop import run_pretraining
 
-TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128", "method.out_dim=32",
-        "data.workers=0", "train.log_every=1"]
+TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+        "method.out_dim=32", "data.workers=0", "train.log_every=1"]
 
 
 def _pretrain(tmp_path: Path, data: Path, iterations: int, checkpoint_every: int) -> Path:
     run = tmp_path / "run"
-    cfg = load_config(None, TINY + [f"data.root={data}", f"data.cache_dir={tmp_path / 'cache'}", "train.optimizer=adamw", "train.lr=3e-3",
-                                    "train.lr_end=1e-3", f"train.iterations={iterations}", f"train.checkpoint_every={checkpoint_every}"])
+    cfg = load_config(None, TINY + [f"data.root={data}", f"data.cache_dir={tmp_path / 'cache'}",
+                                    "train.optimizer=adamw", "train.lr=3e-3", "train.lr_end=1e-3",
+                                    f"train.iterations={iterations}", f"train.checkpoint_every={checkpoint_every}"])
     assert run_pretraining(cfg, run, show_progress=False) == 0
     return run
 

@@ -116,8 +116,9 @@ def baseline_pair(paths: List[Path], rng) -> dict:
 
 # ---------------------------------------------------------------- ours
 def ours_pair(image: np.ndarray, cfg: PretrainConfig, index: int) -> dict:
-    return sample_pair(image, sample_rng(cfg.train.seed, index), cfg.data.patch_size, cfg.method.block_size, cfg.method.mask_ratio,
-                       cfg.method.n_pairs, cfg.augment)
+    m = cfg.method
+    return sample_pair(image, sample_rng(cfg.train.seed, index), cfg.data.patch_size, m.block_size, m.mask_ratio,
+                       m.n_pairs, cfg.augment)
 
 
 def ours_with_views(image: np.ndarray, cfg: PretrainConfig, index: int) -> torch.Tensor:

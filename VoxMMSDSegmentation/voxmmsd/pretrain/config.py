@@ -201,5 +201,5 @@ def with_settings(cfg: PretrainConfig, **sections: Dict[str, Any]) -> PretrainCo
     return PretrainConfig.from_dict(merge(cfg.to_dict(), sections))
 
 
-__all__ = ["AugmentConfig", "PretrainConfig", "PretrainDataConfig", "PretrainTrainConfig", "MethodConfig", "check", "load_config", "to_yaml", "with_settings", "parse_overrides",
-           "merge", "read_yaml"]
+__all__ = ["AugmentConfig", "PretrainConfig", "PretrainDataConfig", "PretrainTrainConfig", "MethodConfig", "check",
+           "load_config", "to_yaml", "with_settings", "parse_overrides", "merge", "read_yaml"]

@@ -216,12 +216,13 @@ def run_pretraining(cfg: Optional[PretrainConfig], run: Path, resume: bool = Fal
 
 def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], dev: torch.device,
            info: dist_utils.DistInfo, rec: Recorder, flag: StopFlag, show_progress: bool) -> int:
-    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir(Path(cfg.data.root))
-    cases = prepare_cases(Path(cfg.data.root), cache_dir, cfg.preprocessing, rec.events, build=info.is_main,
+    root = Path(cfg.data.root or "")  # run_pretraining refused a run without data.root
+    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir(root)
+    cases = prepare_cases(root, cache_dir, cfg.preprocessing, rec.events, build=info.is_main,
                           show_progress=show_progress and info.is_main) if info.is_main else []
     dist_utils.barrier(info)
     if not info.is_main:
-        cases = prepare_cases(Path(cfg.data.root), cache_dir, cfg.preprocessing, build=False)
+        cases = prepare_cases(root, cache_dir, cfg.preprocessing, build=False)
     check_crop_fits(cases, cfg.data.patch_size)
     trainer = Trainer(cfg, dev, info)
     if ckpt is not None:

@@ -39,8 +39,8 @@ class PretrainNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: "PretrainConfig") -> "PretrainNet":
-        return cls(cfg.network, cfg.method.out_dim, cfg.method.head_hidden, cfg.method.head, cfg.method.head_bottleneck, cfg.method.head_bn,
-                   cfg.method.head_logit_std)
+        m = cfg.method
+        return cls(cfg.network, m.out_dim, m.head_hidden, m.head, m.head_bottleneck, m.head_bn, m.head_logit_std)
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor, coords: torch.Tensor,
                 with_recon: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:

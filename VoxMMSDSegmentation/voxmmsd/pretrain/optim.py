@@ -38,8 +38,8 @@ class Schedules:
 
 
 def make_schedules(cfg: PretrainConfig) -> Schedules:
-    n = cfg.train.iterations
-    lr = cosine_schedule(cfg.train.lr, cfg.train.lr_end, n, warmup=warmup_steps(cfg.train.lr_warmup, n), warmup_start=0.0)
+    t, n = cfg.train, cfg.train.iterations
+    lr = cosine_schedule(t.lr, t.lr_end, n, warmup=warmup_steps(t.lr_warmup, n), warmup_start=0.0)
     frozen = np.arange(n) < int(round(cfg.method.freeze_prototypes * n))
     return Schedules(
         lr=lr,
