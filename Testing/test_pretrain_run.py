@@ -64,7 +64,7 @@ def test_outputs_are_written_and_the_backbone_loads(tmp_path, synthetic_dataset)
     assert not report.skipped and not report.missing
     assert "encoder.in_conv.conv_conv.0.weight" in state and "decoder.up1.conv1x1.weight" in state
     ckpt = torch.load(str(run / "checkpoints" / "last.pt"), weights_only=True)
-    assert ckpt["iteration"] == 4 and ckpt["config"]["crop_size"] == [32, 32, 32]
+    assert ckpt["iteration"] == 4 and ckpt["config"]["data"]["patch_size"] == [32, 32, 32]
     assert torch.equal(ckpt["student"]["backbone.encoder.in_conv.conv_conv.0.weight"],
                        state["encoder.in_conv.conv_conv.0.weight"])
     assert read_metadata(run / "backbone.safetensors")["network"]["channels"] == [4, 8, 16, 32, 64]
