@@ -80,7 +80,7 @@ def test_new_names_load_without_a_warning_and_win_over_old_ones() -> None:
 
 
 def test_flat_saved_settings_pass_the_resume_rule() -> None:
-    """Fast smoke test of the slow one below: a checkpoint's flat settings, read by the resume rule."""
+    """A checkpoint's flat settings, read by the resume rule (the next test does it with a real run)."""
     saved = flat(load_config(None, TINY + ["data.root=/cases"]).to_dict())
     with pytest.warns(RenamedSettingWarning, match="the run's saved settings"):
         cfg = resume_config(PretrainConfig, saved, {"train": {"iterations": 9}})
@@ -89,7 +89,6 @@ def test_flat_saved_settings_pass_the_resume_rule() -> None:
         resume_config(PretrainConfig, saved, {"train": {"lr": 0.5}})
 
 
-@pytest.mark.slow  # ~30 s on 2 busy cores (preprocessing, a run and two resumes); the smoke test above is fast
 def test_a_run_saved_with_the_flat_layout_resumes(tmp_path: Path, synthetic_dataset: Path, caplog) -> None:
     """A real 1-iteration run whose config.yaml and checkpoint are rewritten in the old layout resumes to 2."""
     run = tmp_path / "run"
