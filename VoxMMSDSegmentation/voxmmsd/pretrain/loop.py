@@ -246,7 +246,8 @@ def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], 
         it = trainer.iteration
         if not all(math.isfinite(values[k]) for k in ("loss", "distill", "recon")):
             raise VoxMMSDError(f"The loss became {values['loss']} at iteration {it}. Lower the learning rate "
-                               f"(--set train.lr=...) or use --set train.precision=fp32, and resume from the last checkpoint.")
+                               f"(--set train.lr=...) or use --set train.precision=fp32, and resume from the last "
+                               f"checkpoint.")
         if bar is not None:
             bar.update(1)
             pairs = (bar.format_dict.get("rate") or 0.0) * cfg.data.batch_size * info.world_size
