@@ -16,25 +16,25 @@ from voxmmsd.pretrain.config import load_config as load_pretrain
 @pytest.mark.parametrize("text,value", [("true", True), ("yes", True), ("on", True), ("1", True),
                                         ("false", False), ("off", False), ("0", False)])
 def test_booleans_parse_the_same_in_both_commands(text: str, value: bool) -> None:
-    assert load_pretrain(None, [f"deterministic={text}"]).deterministic is value
+    assert load_pretrain(None, [f"train.deterministic={text}"]).train.deterministic is value
     assert load_finetune(None, [f"data.augment={text}"]).data.augment is value
 
 
 @pytest.mark.parametrize("bad", ["maybe", "2", "[1]"])
 def test_bad_booleans_are_refused_by_both(bad: str) -> None:
     with pytest.raises(ConfigError, match="true or false"):
-        load_pretrain(None, [f"deterministic={bad}"])
+        load_pretrain(None, [f"train.deterministic={bad}"])
     with pytest.raises(ConfigError, match="true or false"):
         load_finetune(None, [f"data.augment={bad}"])
 
 
 def test_whole_numbers_and_tuples_parse_the_same() -> None:
     with pytest.raises(ConfigError, match="whole number"):
-        load_pretrain(None, ["iterations=1.5"])
+        load_pretrain(None, ["train.iterations=1.5"])
     with pytest.raises(ConfigError, match="whole number"):
         load_finetune(None, ["train.iterations=1.5"])
     for text in ("64,64,64", "[64,64,64]"):
-        assert load_pretrain(None, [f"crop_size={text}"]).crop_size == (64, 64, 64)
+        assert load_pretrain(None, [f"data.patch_size={text}"]).data.patch_size == (64, 64, 64)
         assert load_finetune(None, [f"data.patch_size={text}"]).data.patch_size == (64, 64, 64)
         five = text.replace("64,64,64", "64,64,64,64,64")
         assert load_finetune(None, [f"network.channels={five}"]).network.channels == (64,) * 5
@@ -63,7 +63,9 @@ def test_unknown_keys_name_the_full_path() -> None:
 
 
 def test_resume_rule_is_the_same_for_both() -> None:
-    for cls, free, changed, same in ((PretrainConfig, ("iterations",), {"lr": 0.5}, {"lr": 1e-3}),
+    # the same names in both: pre-training's settings share fine-tuning's sections
+    for cls, free, changed, same in ((PretrainConfig, ("train.iterations",), {"train": {"lr": 0.5}},
+                                      {"train": {"lr": 1e-3}}),
                                      (FinetuneConfig, ("train.iterations",), {"train": {"lr": 0.5}},
                                       {"train": {"lr": 1e-3}})):
         saved = cls().to_dict()
@@ -72,12 +74,12 @@ def test_resume_rule_is_the_same_for_both() -> None:
             resume_config(cls, saved, changed)
         assert "lr: 0.001 -> 0.5" in str(err.value)
         assert resume_config(cls, saved, changed, allow_changed=True) != cls()
-        length = {"iterations": 7} if cls is PretrainConfig else {"train": {"iterations": 7}}
+        length = {"train": {"iterations": 7}}
         assert differences(cls(), resume_config(cls, saved, length, free=free))[0][2] == 7
 
 
 @pytest.mark.parametrize("command,change,same", [
-    ("pretrain", "lr=0.5", "lr=0.001"),
+    ("pretrain", "train.lr=0.5", "train.lr=0.001"),
     ("finetune", "train.lr=0.5", "train.lr=0.001"),
 ])
 def test_both_commands_apply_the_resume_rule(tmp_path: Path, caplog, command: str, change: str, same: str) -> None:
@@ -90,7 +92,8 @@ def test_both_commands_apply_the_resume_rule(tmp_path: Path, caplog, command: st
 
     run = RunFolder(tmp_path / "run")
     data = str(tmp_path / "no-data")
-    saved = PretrainConfig(data=data) if command == "pretrain" else FinetuneConfig.from_dict({"data": {"root": data}})
+    config = PretrainConfig if command == "pretrain" else FinetuneConfig
+    saved = config.from_dict({"data": {"root": data}})
     save_checkpoint({"config": saved.to_dict(), "iteration": 1}, run.last_checkpoint)
 
     def cli(*args: str) -> str:

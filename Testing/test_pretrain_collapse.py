@@ -11,12 +11,13 @@ from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.loop import run_pretraining
 from voxmmsd.pretrain.monitor import DIAGNOSTICS
 
-TINY = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=128", "out_dim=32",
-        "workers=0", "log_every=1", "checkpoint_every=1000", "deterministic=true"]
+TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+        "method.out_dim=32",
+        "data.workers=0", "train.log_every=1", "train.checkpoint_every=1000", "train.deterministic=true"]
 
 
 def _run(tmp_path, data, name, extra, caplog):
-    cfg = load_config(None, TINY + [f"data={data}", f"cache={tmp_path / 'cache'}"] + extra)
+    cfg = load_config(None, TINY + [f"data.root={data}", f"data.cache_dir={tmp_path / 'cache'}"] + extra)
     with caplog.at_level(logging.WARNING, logger="voxmmsd"):
         assert run_pretraining(cfg, tmp_path / name, show_progress=False) == 0
     events = [e for e in read_events(tmp_path / name / "events.jsonl") if e["stage"] == "pretrain"]
@@ -25,8 +26,8 @@ def _run(tmp_path, data, name, extra, caplog):
 
 def test_collapsed_run_warns(tmp_path, synthetic_dataset, caplog):
     # deliberately collapsed: teacher temperature 1 makes the teacher's softmax over cosines flat (~ ln K)
-    events, logged = _run(tmp_path, synthetic_dataset, "flat", ["iterations=7", "teacher_temp=1.0",
-                                                                 "teacher_temp_end=1.0"], caplog)
+    events, logged = _run(tmp_path, synthetic_dataset, "flat", ["train.iterations=7", "method.teacher_temp=1.0",
+                                                                 "method.teacher_temp_end=1.0"], caplog)
     prog = [e for e in events if e["event"] == "progress"]
     assert len(prog) == 7 and all(set(DIAGNOSTICS) <= set(e["diagnostics"]) for e in prog)
     assert all(e["diagnostics"]["teacher_entropy"] > 0.99 * math.log(32) for e in prog)
@@ -46,7 +47,7 @@ def test_collapsed_run_warns(tmp_path, synthetic_dataset, caplog):
 @pytest.mark.slow  # a second run; the warning itself is in the default run (above)
 def test_healthy_run_does_not_warn(tmp_path, synthetic_dataset, caplog):
     # the default settings and 12 iterations: the teacher is sharp from the start, no warning
-    events, logged = _run(tmp_path, synthetic_dataset, "default", ["iterations=12"], caplog)
+    events, logged = _run(tmp_path, synthetic_dataset, "default", ["train.iterations=12"], caplog)
     prog = [e for e in events if e["event"] == "progress"]
     assert len(prog) == 12 and all(e["diagnostics"]["teacher_entropy"] < 0.95 * math.log(32) for e in prog)
     assert not [e for e in events if e["event"] == "warning"] and not logged

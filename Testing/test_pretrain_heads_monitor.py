@@ -48,7 +48,8 @@ def test_paper_head_is_unit_length_and_model_picks_the_head():
     net = UNetConfig(channels=(4, 8, 16, 32, 64))
     assert isinstance(PretrainNet(net, 10, head="dino").head, PrototypeHead)
     assert isinstance(PretrainNet(net, 10, head="paper").head, ProjectionHead)
-    cfg = load_config(None, ["network.channels=4,8,16,32,64", "out_dim=24", "head_bottleneck=8", "head_bn=false"])
+    cfg = load_config(None, ["network.channels=4,8,16,32,64", "method.out_dim=24", "method.head_bottleneck=8",
+                             "method.head_bn=false"])
     model = PretrainNet.from_config(cfg)
     assert model.head.prototypes.shape == (24, 8)
     assert not any(isinstance(m, nn.BatchNorm1d) for m in model.head.modules())

@@ -14,8 +14,9 @@ from voxmmsd.jobs.events import read_events
 from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.loop import run_pretraining
 
-REDUCED = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=128", "workers=0",
-           "log_every=5", "checkpoint_every=1000", "deterministic=true", "iterations=600"]
+REDUCED = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+           "data.workers=0",
+           "train.log_every=5", "train.checkpoint_every=1000", "train.deterministic=true", "train.iterations=600"]
 LN_K = math.log(512)
 
 
@@ -25,7 +26,7 @@ def run_events(tmp_path_factory):
 
     tmp = tmp_path_factory.mktemp("learning")
     data = synthetic.write_dataset(tmp / "data", n=4)
-    cfg = load_config(None, REDUCED + [f"data={data}", f"cache={tmp / 'cache'}"])
+    cfg = load_config(None, REDUCED + [f"data.root={data}", f"data.cache_dir={tmp / 'cache'}"])
     assert run_pretraining(cfg, tmp / "run", show_progress=False) == 0
     events = [e for e in read_events(tmp / "run" / "events.jsonl") if e["stage"] == "pretrain"]
     return [e for e in events if e["event"] == "progress"], [e for e in events if e["event"] == "warning"]

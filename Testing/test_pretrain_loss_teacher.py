@@ -80,7 +80,8 @@ def test_teacher_is_a_frozen_eval_copy_and_follows_the_student_by_ema():
 
 
 def test_schedules_are_per_iteration():
-    cfg = PretrainConfig(iterations=1000, lr_warmup=0.05, teacher_temp_warmup=0.1, teacher_temp_end=0.07)
+    cfg = PretrainConfig.from_dict({"train": {"iterations": 1000, "lr_warmup": 0.05},
+                                   "method": {"teacher_temp_warmup": 0.1, "teacher_temp_end": 0.07}})
     s = make_schedules(cfg)
     assert len(s.lr) == len(s.ema) == len(s.teacher_temp) == len(s.weight_decay) == 1000
     assert s.lr[0] == 0.0 and math.isclose(s.lr[50], 1e-3) and math.isclose(s.lr[-1], 1e-4)

@@ -22,9 +22,9 @@ from voxmmsd import synthetic
 from voxmmsd.jobs.events import read_events
 from voxmmsd.jobs.run_folder import RunFolder
 
-SETTINGS = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=64", "out_dim=32",
-            "workers=0", "log_every=1", "deterministic=true", "tensorboard=false", "checkpoint_every=3",
-            "optimizer=adamw"]
+SETTINGS = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=64",
+            "method.out_dim=32", "data.workers=0", "train.log_every=1", "train.deterministic=true",
+            "train.tensorboard=false", "train.checkpoint_every=3", "train.optimizer=adamw"]
 ITERS = 8
 STAGE = "pretrain"
 

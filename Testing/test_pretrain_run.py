@@ -18,14 +18,15 @@ from voxmmsd.pretrain.config import load_config
 from voxmmsd.pretrain.dataset import IterationBatches
 from voxmmsd.pretrain.loop import run_pretraining
 
-TINY = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=128", "out_dim=32",
-        "workers=0", "log_every=1"]
+TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+        "method.out_dim=32", "data.workers=0", "train.log_every=1"]
 
 
 def _pretrain(tmp_path: Path, data: Path, iterations: int, checkpoint_every: int) -> Path:
     run = tmp_path / "run"
-    cfg = load_config(None, TINY + [f"data={data}", f"cache={tmp_path / 'cache'}", "optimizer=adamw", "lr=3e-3",
-                                    "lr_end=1e-3", f"iterations={iterations}", f"checkpoint_every={checkpoint_every}"])
+    cfg = load_config(None, TINY + [f"data.root={data}", f"data.cache_dir={tmp_path / 'cache'}",
+                                    "train.optimizer=adamw", "train.lr=3e-3", "train.lr_end=1e-3",
+                                    f"train.iterations={iterations}", f"train.checkpoint_every={checkpoint_every}"])
     assert run_pretraining(cfg, run, show_progress=False) == 0
     return run
 
@@ -63,7 +64,7 @@ def test_outputs_are_written_and_the_backbone_loads(tmp_path, synthetic_dataset)
     assert not report.skipped and not report.missing
     assert "encoder.in_conv.conv_conv.0.weight" in state and "decoder.up1.conv1x1.weight" in state
     ckpt = torch.load(str(run / "checkpoints" / "last.pt"), weights_only=True)
-    assert ckpt["iteration"] == 4 and ckpt["config"]["crop_size"] == [32, 32, 32]
+    assert ckpt["iteration"] == 4 and ckpt["config"]["data"]["patch_size"] == [32, 32, 32]
     assert torch.equal(ckpt["student"]["backbone.encoder.in_conv.conv_conv.0.weight"],
                        state["encoder.in_conv.conv_conv.0.weight"])
     assert read_metadata(run / "backbone.safetensors")["network"]["channels"] == [4, 8, 16, 32, 64]
@@ -100,14 +101,14 @@ def test_bad_input_gets_a_clear_message(tmp_path, caplog):
 
     ok = tmp_path / "ok"
     synthetic.write_dataset(ok, n=2)
-    text = _cli(["--data", str(ok), "--out", str(tmp_path / "r3")] + common + ["--set", "crop_size=96,96,96"],
+    text = _cli(["--data", str(ok), "--out", str(tmp_path / "r3")] + common + ["--set", "data.patch_size=96,96,96"],
                 caplog)
-    assert "larger than" in text and "crop_size=" in text
+    assert "larger than" in text and "data.patch_size=" in text
 
     # a damaged cache file
     cache = tmp_path / "cache2"
     assert main(["pretrain", "--no-progress", "--data", str(ok), "--out", str(tmp_path / "r4"), "--cache", str(cache),
-                 "--max-iters", "1", "--set", "tensorboard=false"] + [x for s in TINY for x in ("--set", s)]) == 0
+                 "--max-iters", "1", "--set", "train.tensorboard=false"] + [x for s in TINY for x in ("--set", s)]) == 0
     npy = next(cache.rglob("*.image.npy"))
     npy.write_bytes(b"not a numpy file")
     text = _cli(["--data", str(ok), "--out", str(tmp_path / "r5"), "--cache", str(cache), "--max-iters", "1"]

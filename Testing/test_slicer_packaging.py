@@ -180,8 +180,8 @@ def test_the_engine_reads_the_modules_register_choice(tmp_path, register):
 
 def test_training_arguments():
     pre = commands.pretrain_arguments(commands.PretrainOptions("D", "R", iterations=500, crop_size=(64, 64, 64)))
-    assert pre == ["pretrain", "--data", "D", "--out", "R", "--device", "auto", "--set", "iterations=500",
-                   "--set", "crop_size=64,64,64"]
+    assert pre == ["pretrain", "--data", "D", "--out", "R", "--device", "auto", "--set", "train.iterations=500",
+                   "--set", "data.patch_size=64,64,64"]
     fine = commands.finetune_arguments(commands.FinetuneOptions("D", "R", init="P", labelled_cases=5))
     assert fine[fine.index("--init") + 1] == "P" and "data.train=5" in fine and "train.iterations=20000" in fine
     assert "--init" not in commands.finetune_arguments(commands.FinetuneOptions("D", "R"))

@@ -31,8 +31,8 @@ LAUNCHER = textwrap.dedent("""
     sys.exit(child.wait())
 """)
 
-TINY = ["network.channels=4,8,16,32,64", "crop_size=32,32,32", "block_size=8", "n_pairs=128", "out_dim=32",
-        "workers=0", "log_every=1", "checkpoint_every=1000"]
+TINY = ["network.channels=4,8,16,32,64", "data.patch_size=32,32,32", "method.block_size=8", "method.n_pairs=128",
+        "method.out_dim=32", "data.workers=0", "train.log_every=1", "train.checkpoint_every=1000"]
 
 
 

@@ -116,14 +116,15 @@ def baseline_pair(paths: List[Path], rng) -> dict:
 
 # ---------------------------------------------------------------- ours
 def ours_pair(image: np.ndarray, cfg: PretrainConfig, index: int) -> dict:
-    return sample_pair(image, sample_rng(cfg.seed, index), cfg.crop_size, cfg.block_size, cfg.mask_ratio,
-                       cfg.n_pairs, cfg.augment)
+    m = cfg.method
+    return sample_pair(image, sample_rng(cfg.train.seed, index), cfg.data.patch_size, m.block_size, m.mask_ratio,
+                       m.n_pairs, cfg.augment)
 
 
 def ours_with_views(image: np.ndarray, cfg: PretrainConfig, index: int) -> torch.Tensor:
     s = ours_pair(image, cfg, index)
     batch = {k: torch.from_numpy(v)[None] for k, v in s.items()}
-    return build_views(batch, cfg.block_size, torch.device("cpu"))[0]
+    return build_views(batch, cfg.method.block_size, torch.device("cpu"))[0]
 
 
 def timed(fn: Callable[[], object], seconds: float, at_least: int = 1) -> tuple:
@@ -134,8 +135,8 @@ def timed(fn: Callable[[], object], seconds: float, at_least: int = 1) -> tuple:
     return n, time.perf_counter() - t0
 
 
-STEP_ARMS = {"before (head=paper, teacher_bn=running)": ["head=paper", "teacher_bn=running"],
-             "now (head=dino, teacher_bn=batch)": ["head=dino", "teacher_bn=batch"]}
+STEP_ARMS = {"before (head=paper, teacher_bn=running)": ["method.head=paper", "method.teacher_bn=running"],
+             "now (head=dino, teacher_bn=batch)": ["method.head=dino", "method.teacher_bn=batch"]}
 
 
 def bench_step(image: np.ndarray, sets: List[str], rounds: int, steps: int) -> None:
@@ -147,7 +148,7 @@ def bench_step(image: np.ndarray, sets: List[str], rounds: int, steps: int) -> N
 
     trainers, batches = {}, []
     for name, arm in STEP_ARMS.items():
-        cfg = load_config(None, sets + arm + ["iterations=100000"])
+        cfg = load_config(None, sets + arm + ["train.iterations=100000"])
         trainers[name] = Trainer(cfg, torch.device("cpu"), DistInfo())
         if not batches:
             ds = PairDataset([image], cfg)
@@ -176,8 +177,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=10.0, help="per method and round")
     ap.add_argument("--step", action="store_true", help="time one training step, before/after issue 11's head")
     ap.add_argument("--steps", type=int, default=10, help="--step: steps per round")
-    ap.add_argument("--sets", nargs="*", default=["network.channels=4,8,16,32,64", "crop_size=32,32,32",
-                                                  "block_size=8", "n_pairs=256"],
+    ap.add_argument("--sets", nargs="*", default=["network.channels=4,8,16,32,64", "data.patch_size=32,32,32",
+                                                  "method.block_size=8", "method.n_pairs=256"],
                     help="--step: pre-training settings (default: the reduced CPU configuration)")
     args = ap.parse_args()
     torch.set_num_threads(1)

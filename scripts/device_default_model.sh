@@ -38,7 +38,7 @@ FNETSET=()
 
 t0=$(date +%s)
 timeout -s TERM "$PT_TIME" $PY -m voxmmsd pretrain --data "$DATA" --out "$W/pretrain" --max-iters "$PT_ITERS" \
-  --no-progress --set workers="$WORKERS" --set crop_size="$CROP" --set log_every=50 --set checkpoint_every=200 \
+  --no-progress --set data.workers="$WORKERS" --set data.patch_size="$CROP" --set train.log_every=50 --set train.checkpoint_every=200 \
   "${NETSET[@]}" 2>&1 | grep -vE "progress" | tail -n 12
 echo "pretrain: $(( $(date +%s) - t0 )) s"
 t1=$(date +%s)

@@ -40,7 +40,7 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 t0=$(date +%s)
 if [ ! -f "$W/pretrain/checkpoints/last.pt" ]; then
   timeout -s TERM "$PT_TIME" $PY -m voxmmsd pretrain --data "$DATA" --out "$W/pretrain" --max-iters "$PT_ITERS" \
-    --no-progress --set workers="$WORKERS" --set log_every=50 --set checkpoint_every=200 2>&1 | tail -n 8
+    --no-progress --set data.workers="$WORKERS" --set train.log_every=50 --set train.checkpoint_every=200 2>&1 | tail -n 8
 fi
 echo "pretrain: $(( $(date +%s) - t0 )) s"
 

@@ -36,7 +36,7 @@ $PY -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_av
 t0=$(date +%s)
 # paper settings (96^3 crops, channels 32-512, 1024 pairs, bf16) and this project's default head
 timeout -s TERM "$PT_TIME" $PY -m voxmmsd pretrain --data "$DATA" --out "$W/pt" --max-iters "$PT_ITERS" \
-  --no-progress --set workers="$WORKERS" --set log_every=50 --set checkpoint_every=500 2>&1 | tail -n 8
+  --no-progress --set data.workers="$WORKERS" --set train.log_every=50 --set train.checkpoint_every=500 2>&1 | tail -n 8
 cp "$W/pt/events.jsonl" "$OUT/pretrain.events.jsonl" 2>/dev/null
 echo "pretrain: $(( $(date +%s) - t0 )) s"
 t1=$(date +%s)

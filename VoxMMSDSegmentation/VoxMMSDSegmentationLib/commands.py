@@ -50,7 +50,7 @@ class FinetuneOptions:
 def pretrain_arguments(o: PretrainOptions) -> List[str]:
     crop = ",".join(str(int(v)) for v in o.crop_size)
     return ["pretrain", "--data", str(o.data), "--out", str(o.out), "--device", o.device,
-            "--set", f"iterations={int(o.iterations)}", "--set", f"crop_size={crop}"]
+            "--set", f"train.iterations={int(o.iterations)}", "--set", f"data.patch_size={crop}"]
 
 
 def finetune_arguments(o: FinetuneOptions) -> List[str]:

@@ -18,7 +18,7 @@ def add_parser(sub: Any) -> None:
                     "backbone.safetensors (load it into fine-tuning with --init). Several GPUs: torchrun "
                     "--nproc_per_node=N -m voxmmsd pretrain ... " + STOP_RESUME)
     p.add_argument("--data", type=Path, help="data set folder (one sub-folder per case, or nnU-Net imagesTr/)")
-    add_run_options(p, "--set crop_size=64,64,64 --set network.channels=16,32,64,128,256 "
+    add_run_options(p, "--set data.patch_size=64,64,64 --set network.channels=16,32,64,128,256 "
                        "--set augment.blur_prob=0.5", "settings file (see docs/pretraining.md)")
     p.add_argument("--cache", type=Path, help="preprocessing cache folder (default: per-user cache)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (events.jsonl is still written)")
@@ -33,11 +33,12 @@ def run(args: argparse.Namespace) -> int:
 
     if args.max_iters is not None and args.max_iters <= 0:
         raise ConfigError(f"--max-iters must be positive, got {args.max_iters}.")
-    base: Dict[str, Any] = {}
+    data: Dict[str, Any] = {}
     if args.data is not None:
-        base["data"] = str(args.data)
+        data["root"] = str(args.data)
     if args.cache is not None:
-        base["cache"] = str(args.cache)
+        data["cache_dir"] = str(args.cache)
+    base: Dict[str, Any] = {"data": data} if data else {}
     if args.resume is not None:
         if args.out is not None and Path(args.out).resolve() != Path(args.resume).resolve():
             raise ConfigError("--resume RUN writes into RUN; leave out --out (or give the same folder).")

@@ -120,10 +120,10 @@ def pretrain_on_exams(raw: Path, run_dir: Path, like: Optional[str], options: An
     if stream is not None:
         EventWriter(stream=stream).emit("prepare", "message", message=f"{len(index['exams'])} exam(s) prepared")
     shape = {"network": single_network(model.network), "preprocessing": dict(model.preprocessing.to_dict()),
-             "data": str(run.root / EXAMS), "cache": str(run.root / "cache")}
+             "data": {"root": str(run.root / EXAMS), "cache_dir": str(run.root / "cache")}}
     if run.has_checkpoint():
         return run_pretraining(None, run.root, resume=True, device=device, max_iters=max_iters, show_progress=False)
     cfg = load_config(config_file, list(overrides), base=shape)
-    cfg = load_config(None, [], base=merge(cfg.to_dict(), {"data": shape["data"], "cache": shape["cache"]}))
+    cfg = load_config(None, [], base=merge(cfg.to_dict(), {"data": shape["data"]}))
     return run_pretraining(cfg, run.root, resume=False, device=device, max_iters=max_iters, show_progress=False)
 

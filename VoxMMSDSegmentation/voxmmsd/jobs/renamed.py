@@ -60,23 +60,36 @@ def _put(data: Dict[str, Any], path: str, value: Any) -> None:
 def upgrade(data: Optional[Mapping[str, Any]], renamed: Sequence[Renamed], where: str = "") -> Dict[str, Any]:
     """A copy of ``data`` with every old name in ``renamed`` replaced by its new name (with a warning).
 
-    Where a mapping holds both names, the new one wins. ``where`` (a file, "the checkpoint")
-    names the source in the warning.
+    Where a mapping holds both names, the new one wins. An old setting whose name is now a
+    section's (pre-training's ``data`` -> ``data.root``) is renamed only where its value is not
+    already a mapping of settings. ``where`` (a file, "the checkpoint") names the source in the
+    warning; settings only renamed (no value converted) of one source share one warning that lists
+    them.
     """
     out = _copy(data or {})
+    done = []
     for r in renamed:
         found, value = get_path(out, r.old)
-        if not found:
+        if not found or isinstance(value, Mapping) and r.new.startswith(r.old + "."):
             continue
         new_value = r.convert(value, out) if r.convert is not None else value
         _pop(out, r.old)
         has_new, _ = get_path(out, r.new)
         if not has_new:
             _put(out, r.new, new_value)
-        source = f" in {where}" if where else ""
+        done.append((r, new_value, has_new))
+    source = f" in {where}" if where else ""
+    plain = [d for d in done if d[0].convert is None]
+    for r, new_value, has_new in [d for d in done if d[0].convert is not None] + (plain if len(plain) == 1 else []):
         how = f" ({r.note})" if r.note else ""
         warnings.warn(f"The setting {r.old}{source} is now called {r.new}: read as {r.new}={new_value!r}{how}"
                       f"{'; the value of ' + r.new + ' given as well wins' if has_new else ''}. Write {r.new} from "
                       f"now on; the old name will stop working in a later version.",
+                      RenamedSettingWarning, stacklevel=3)
+    if len(plain) > 1:
+        listed = ", ".join(f"{r.old} -> {r.new}" + (" (the new name, given as well, wins)" if has_new else "")
+                           for r, _, has_new in plain)
+        warnings.warn(f"{len(plain)} settings{source} have new names and were read under them: {listed}. Write the "
+                      f"new names from now on; the old ones will stop working in a later version.",
                       RenamedSettingWarning, stacklevel=3)
     return out

@@ -55,6 +55,6 @@ def check_crop_fits(cases: Sequence[CachedCase], crop: Sequence[int]) -> None:
     fit = [max(16, s // 16 * 16) for s in smallest]
     raise InputError(
         f"The crop size {tuple(crop)} (z, y, x) is larger than {len(small)} case(s) after cropping to the "
-        f"brain: {shapes}. Use a smaller crop, e.g. --set crop_size={','.join(str(v) for v in fit)} "
-        f"(multiples of 16 and of block_size), or remove those cases."
+        f"brain: {shapes}. Use a smaller crop, e.g. --set data.patch_size={','.join(str(v) for v in fit)} "
+        f"(multiples of 16 and of method.block_size), or remove those cases."
     )

@@ -28,10 +28,10 @@ class PairDataset(Dataset):
         return len(self.images)
 
     def sample(self, index: int) -> Dict[str, np.ndarray]:
-        cfg = self.cfg
-        image = self.images[case_for_index(index, len(self.images), cfg.seed)]
-        return sample_pair(image, sample_rng(cfg.seed, index), cfg.crop_size, cfg.block_size, cfg.mask_ratio,
-                           cfg.n_pairs, cfg.augment)
+        cfg, m = self.cfg, self.cfg.method
+        image = self.images[case_for_index(index, len(self.images), cfg.train.seed)]
+        return sample_pair(image, sample_rng(cfg.train.seed, index), cfg.data.patch_size, m.block_size, m.mask_ratio,
+                           m.n_pairs, cfg.augment)
 
     def __getitem__(self, index: int) -> Dict[str, torch.Tensor]:
         return {k: torch.from_numpy(v) for k, v in self.sample(index).items()}

@@ -55,14 +55,14 @@ class Trainer:
 
     def __init__(self, cfg: PretrainConfig, device: torch.device, info: dist_utils.DistInfo) -> None:
         self.cfg, self.device, self.info = cfg, device, info
-        torch.manual_seed(cfg.seed)  # same initial weights on every rank
+        torch.manual_seed(cfg.train.seed)  # same initial weights on every rank
         self.net = PretrainNet.from_config(cfg).to(device)
-        if cfg.channels_last:
+        if cfg.train.channels_last:
             self.net = self.net.to(memory_format=torch.channels_last_3d)  # type: ignore[call-overload]
-        self.teacher = make_teacher(self.net, cfg.teacher_bn)
-        self.loss_fn = DistillationLoss(cfg.out_dim, cfg.center_momentum).to(device)
+        self.teacher = make_teacher(self.net, cfg.method.teacher_bn)
+        self.loss_fn = DistillationLoss(cfg.method.out_dim, cfg.method.center_momentum).to(device)
         self.optimizer = make_optimizer(self.net, cfg)
-        self.amp_dtype = autocast_dtype(device, cfg.precision)
+        self.amp_dtype = autocast_dtype(device, cfg.train.precision)
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
         self.schedules = make_schedules(cfg)
         self.history: Dict[str, List[float]] = {"iteration": [], "loss": [], "distill": [], "recon": []}
@@ -71,7 +71,7 @@ class Trainer:
         if info.enabled:
             ids = [device.index] if device.type == "cuda" else None
             self.student = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        torch.manual_seed(cfg.seed + 1000 * info.rank)  # dropout differs per rank
+        torch.manual_seed(cfg.train.seed + 1000 * info.rank)  # dropout differs per rank
 
     def state(self) -> Dict[str, Any]:
         return {"format": "voxmmsd-pretrain-1", "iteration": self.iteration, "config": self.cfg.to_dict(),
@@ -101,9 +101,9 @@ class Trainer:
                                              values["teacher_temp"], self.device, self.amp_dtype)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(total).backward()
-        if cfg.grad_clip > 0:
+        if cfg.train.grad_clip > 0:
             self.scaler.unscale_(self.optimizer)
-            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.grad_clip)
+            nn.utils.clip_grad_norm_(self.net.parameters(), cfg.train.grad_clip)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         ema_update(self.teacher, self.net, values["ema"])
@@ -120,18 +120,18 @@ class Trainer:
 
 def _loader(cases: List[Any], cfg: PretrainConfig, start: int, device: torch.device,
             info: dist_utils.DistInfo) -> torch.utils.data.DataLoader:
-    workers = cfg.workers if cfg.workers >= 0 else (6 if device.type == "cuda" else 0)
-    sampler = IterationBatches(start, cfg.iterations, cfg.batch_size, info.rank, info.world_size)
+    workers = cfg.data.workers if cfg.data.workers >= 0 else (6 if device.type == "cuda" else 0)
+    sampler = IterationBatches(start, cfg.train.iterations, cfg.data.batch_size, info.rank, info.world_size)
     kwargs: Dict[str, Any] = {}
     if workers > 0:
-        kwargs = {"persistent_workers": True, "prefetch_factor": max(cfg.prefetch, 1)}
+        kwargs = {"persistent_workers": True, "prefetch_factor": max(cfg.data.prefetch, 1)}
     return torch.utils.data.DataLoader(PairDataset([c.image for c in cases], cfg), batch_sampler=sampler,
                                        num_workers=workers, pin_memory=device.type == "cuda",
-                                       generator=torch.Generator().manual_seed(cfg.seed), **kwargs)
+                                       generator=torch.Generator().manual_seed(cfg.train.seed), **kwargs)
 
 
 def _configure_determinism(cfg: PretrainConfig, device: torch.device) -> None:
-    if cfg.deterministic:
+    if cfg.train.deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
@@ -157,7 +157,7 @@ def _checkpoint(rec: Recorder, trainer: Trainer, run: RunFolder, cfg: PretrainCo
     if trainer.history["iteration"]:
         rec.plot(lambda target: outputs.plot_losses(trainer.history, target))
     rec.flush()
-    rec.emit("checkpoint", iteration=trainer.iteration, total=cfg.iterations, path=str(path), reason=reason)
+    rec.emit("checkpoint", iteration=trainer.iteration, total=cfg.train.iterations, path=str(path), reason=reason)
 
 
 def resolve_config(run: Union[Path, RunFolder], cfg: Optional[PretrainConfig], resume: bool,
@@ -165,7 +165,7 @@ def resolve_config(run: Union[Path, RunFolder], cfg: Optional[PretrainConfig], r
     """The run's configuration.
 
     Resuming: the checkpoint's settings; ``cfg`` (if given) may differ from them only in
-    ``iterations`` unless ``allow_changed`` (the rule of :func:`voxmmsd.jobs.config.resume_config`).
+    ``train.iterations`` unless ``allow_changed`` (the rule of :func:`voxmmsd.jobs.config.resume_config`).
     A new run: ``cfg``. ``max_iters`` sets the length either way.
     """
     folder = run if isinstance(run, RunFolder) else RunFolder(run)
@@ -176,7 +176,7 @@ def resolve_config(run: Union[Path, RunFolder], cfg: Optional[PretrainConfig], r
     elif cfg is None:
         raise ConfigError("No configuration given.")
     if max_iters is not None:
-        cfg = replace(cfg, iterations=int(max_iters))
+        cfg = replace(cfg, train=replace(cfg.train, iterations=int(max_iters)))
     check(cfg)
     return cfg
 
@@ -191,7 +191,7 @@ def run_pretraining(cfg: Optional[PretrainConfig], run: Path, resume: bool = Fal
     else:
         folder.require_new()
     cfg = resolve_config(folder, cfg, resume, max_iters, allow_changed)
-    if not cfg.data:
+    if not cfg.data.root:
         raise ConfigError("No data set given: use --data DIR.")
     info = dist_utils.init_distributed()
     try:
@@ -201,7 +201,7 @@ def run_pretraining(cfg: Optional[PretrainConfig], run: Path, resume: bool = Fal
             ckpt = load_checkpoint(folder.last_checkpoint) if resume else None
             if info.is_main:
                 write_text(folder.config, to_yaml(cfg))
-            rec = Recorder(folder, STAGE, info.is_main, cfg.tensorboard,
+            rec = Recorder(folder, STAGE, info.is_main, cfg.train.tensorboard,
                            resume_from=int(ckpt["iteration"]) if ckpt is not None else None)
             try:
                 return _train(cfg, folder, ckpt, dev, info, rec, flag, show_progress)
@@ -216,27 +216,28 @@ def run_pretraining(cfg: Optional[PretrainConfig], run: Path, resume: bool = Fal
 
 def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], dev: torch.device,
            info: dist_utils.DistInfo, rec: Recorder, flag: StopFlag, show_progress: bool) -> int:
-    cache_dir = Path(cfg.cache) if cfg.cache else default_cache_dir(Path(cfg.data))
-    cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, rec.events, build=info.is_main,
+    root = Path(cfg.data.root or "")  # run_pretraining refused a run without data.root
+    cache_dir = Path(cfg.data.cache_dir) if cfg.data.cache_dir else default_cache_dir(root)
+    cases = prepare_cases(root, cache_dir, cfg.preprocessing, rec.events, build=info.is_main,
                           show_progress=show_progress and info.is_main) if info.is_main else []
     dist_utils.barrier(info)
     if not info.is_main:
-        cases = prepare_cases(Path(cfg.data), cache_dir, cfg.preprocessing, build=False)
-    check_crop_fits(cases, cfg.crop_size)
+        cases = prepare_cases(root, cache_dir, cfg.preprocessing, build=False)
+    check_crop_fits(cases, cfg.data.patch_size)
     trainer = Trainer(cfg, dev, info)
     if ckpt is not None:
         trainer.load(ckpt)
     start = trainer.iteration
     log.info("pre-training %d case(s), iterations %d..%d, batch %d x %d process(es), device %s, precision %s",
-             len(cases), start, cfg.iterations, cfg.batch_size, info.world_size, dev,
+             len(cases), start, cfg.train.iterations, cfg.data.batch_size, info.world_size, dev,
              trainer.amp_dtype or "fp32")
-    rec.emit("start", iteration=start, total=cfg.iterations, resumed=ckpt is not None, cases=len(cases),
+    rec.emit("start", iteration=start, total=cfg.train.iterations, resumed=ckpt is not None, cases=len(cases),
              world_size=info.world_size, device=str(dev), dropped_events=rec.dropped_events)
     bar = None
     if show_progress and info.is_main:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.iterations, initial=start, desc="pre-training", unit="it", dynamic_ncols=True)
+        bar = tqdm(total=cfg.train.iterations, initial=start, desc="pre-training", unit="it", dynamic_ncols=True)
     t0, done0 = time.time(), start
     monitor = CollapseMonitor.for_run(cfg)
     stopped = False
@@ -245,18 +246,19 @@ def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], 
         it = trainer.iteration
         if not all(math.isfinite(values[k]) for k in ("loss", "distill", "recon")):
             raise VoxMMSDError(f"The loss became {values['loss']} at iteration {it}. Lower the learning rate "
-                               f"(--set lr=...) or use --set precision=fp32, and resume from the last checkpoint.")
+                               f"(--set train.lr=...) or use --set train.precision=fp32, and resume from the last "
+                               f"checkpoint.")
         if bar is not None:
             bar.update(1)
-            pairs = (bar.format_dict.get("rate") or 0.0) * cfg.batch_size * info.world_size
+            pairs = (bar.format_dict.get("rate") or 0.0) * cfg.data.batch_size * info.world_size
             bar.set_postfix(loss=f"{values['loss']:.4f}", pairs_per_s=f"{pairs:.2f}")
-        if it % cfg.log_every == 0 or it == cfg.iterations:
+        if it % cfg.train.log_every == 0 or it == cfg.train.iterations:
             rate = (it - done0) / max(time.time() - t0, 1e-9)
-            rec.emit(iteration=it, total=cfg.iterations,
+            rec.emit(iteration=it, total=cfg.train.iterations,
                      losses={k: values[k] for k in ("loss", "distill", "recon")}, lr=values["lr"],
                      teacher_temp=values["teacher_temp"], ema=values["ema"],
-                     eta_s=(cfg.iterations - it) / rate if rate > 0 else None,
-                     pairs_per_s=rate * cfg.batch_size * info.world_size,
+                     eta_s=(cfg.train.iterations - it) / rate if rate > 0 else None,
+                     pairs_per_s=rate * cfg.data.batch_size * info.world_size,
                      diagnostics=values["diagnostics"])
             _scalars(rec, values, it)
             collapse = monitor.update(it, values["diagnostics"])
@@ -266,19 +268,19 @@ def _train(cfg: PretrainConfig, run: RunFolder, ckpt: Optional[Dict[str, Any]], 
         if stop_agreed(flag, info, dev):
             stopped = True
             break
-        if it % cfg.checkpoint_every == 0 and it < cfg.iterations:
+        if it % cfg.train.checkpoint_every == 0 and it < cfg.train.iterations:
             _checkpoint(rec, trainer, run, cfg, "periodic")
     if bar is not None:
         bar.close()
     _checkpoint(rec, trainer, run, cfg, "stopped" if stopped else "done")
     dist_utils.barrier(info)
     if stopped:
-        log.warning("stopped at iteration %d of %d; continue with --resume %s", trainer.iteration, cfg.iterations,
+        log.warning("stopped at iteration %d of %d; continue with --resume %s", trainer.iteration, cfg.train.iterations,
                     run.root)
-        rec.emit("stopped", iteration=trainer.iteration, total=cfg.iterations,
+        rec.emit("stopped", iteration=trainer.iteration, total=cfg.train.iterations,
                  message=f"stopped by {flag.signal_name}; resume with --resume {run.root}")
         return 0
-    rec.emit("done", iteration=trainer.iteration, total=cfg.iterations,
+    rec.emit("done", iteration=trainer.iteration, total=cfg.train.iterations,
              outputs={"backbone": str(run.backbone), "checkpoint": str(run.last_checkpoint),
                       "loss_plot": str(run.loss_plot)})
     log.info("done: %s", run.backbone)

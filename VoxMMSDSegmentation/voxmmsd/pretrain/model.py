@@ -39,8 +39,8 @@ class PretrainNet(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: "PretrainConfig") -> "PretrainNet":
-        return cls(cfg.network, cfg.out_dim, cfg.head_hidden, cfg.head, cfg.head_bottleneck, cfg.head_bn,
-                   cfg.head_logit_std)
+        m = cfg.method
+        return cls(cfg.network, m.out_dim, m.head_hidden, m.head, m.head_bottleneck, m.head_bn, m.head_logit_std)
 
     def forward(self, x: torch.Tensor, batch: torch.Tensor, coords: torch.Tensor,
                 with_recon: bool = True) -> Tuple[torch.Tensor, torch.Tensor]:

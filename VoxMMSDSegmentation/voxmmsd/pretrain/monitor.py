@@ -114,14 +114,15 @@ class CollapseMonitor:
         if kind == "uniform":
             return (f"Self-distillation has collapsed at iteration {iteration}: the teacher's output is uniform "
                     f"(entropy {ent:.3f}, ln K = {self.ln_k:.3f}) and the distillation loss gives no learning "
-                    f"signal. Check the head and temperatures (head=dino, teacher_bn=batch, a lower teacher_temp) "
+                    f"signal. Check the head and temperatures (method.head=dino, method.teacher_bn=batch, a "
+                    f"lower method.teacher_temp) "
                     f"- see docs/pretraining.md.")
         return (f"Self-distillation has collapsed at iteration {iteration}: every voxel maps to the same output "
-                f"(teacher entropy {ent:.3f}, mean voxel cosine {cos:.3f}). Raise teacher_temp or "
-                f"center_momentum's effect (a lower center_momentum) - see docs/pretraining.md.")
+                f"(teacher entropy {ent:.3f}, mean voxel cosine {cos:.3f}). Raise method.teacher_temp or "
+                f"method.center_momentum's effect (a lower method.center_momentum) - see docs/pretraining.md.")
 
     @classmethod
     def for_run(cls, cfg: "PretrainConfig") -> "CollapseMonitor":
         """Warm-up = the longer of the learning-rate and teacher-temperature warm-ups."""
-        warmup = int(round(max(cfg.lr_warmup, cfg.teacher_temp_warmup) * cfg.iterations))
-        return cls(cfg.out_dim, warmup)
+        warmup = int(round(max(cfg.train.lr_warmup, cfg.method.teacher_temp_warmup) * cfg.train.iterations))
+        return cls(cfg.method.out_dim, warmup)

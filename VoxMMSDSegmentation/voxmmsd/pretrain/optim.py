@@ -38,15 +38,15 @@ class Schedules:
 
 
 def make_schedules(cfg: PretrainConfig) -> Schedules:
-    n = cfg.iterations
-    lr = cosine_schedule(cfg.lr, cfg.lr_end, n, warmup=warmup_steps(cfg.lr_warmup, n), warmup_start=0.0)
-    frozen = np.arange(n) < int(round(cfg.freeze_prototypes * n))
+    t, n = cfg.train, cfg.train.iterations
+    lr = cosine_schedule(t.lr, t.lr_end, n, warmup=warmup_steps(t.lr_warmup, n), warmup_start=0.0)
+    frozen = np.arange(n) < int(round(cfg.method.freeze_prototypes * n))
     return Schedules(
         lr=lr,
-        weight_decay=cosine_schedule(cfg.weight_decay, cfg.weight_decay_end, n),
-        ema=cosine_schedule(cfg.ema_momentum, cfg.ema_momentum_end, n),
-        teacher_temp=linear_then_constant(cfg.teacher_temp, cfg.teacher_temp_end, n,
-                                          int(round(cfg.teacher_temp_warmup * n))),
+        weight_decay=cosine_schedule(cfg.train.weight_decay, cfg.train.weight_decay_end, n),
+        ema=cosine_schedule(cfg.method.ema_momentum, cfg.method.ema_momentum_end, n),
+        teacher_temp=linear_then_constant(cfg.method.teacher_temp, cfg.method.teacher_temp_end, n,
+                                          int(round(cfg.method.teacher_temp_warmup * n))),
         prototype_lr=np.where(frozen, 0.0, lr),
     )
 
@@ -79,9 +79,9 @@ def param_groups(model: nn.Module) -> List[Dict[str, object]]:
 
 def make_optimizer(model: nn.Module, cfg: PretrainConfig) -> torch.optim.Optimizer:
     groups = param_groups(model)
-    if cfg.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.train.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=cfg.train.lr, weight_decay=cfg.train.weight_decay)
+    return torch.optim.SGD(groups, lr=cfg.train.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
 
 
 def apply_schedules(optimizer: torch.optim.Optimizer, values: Dict[str, float]) -> None:

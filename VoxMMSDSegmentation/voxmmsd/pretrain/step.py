@@ -61,8 +61,8 @@ def compute_losses(student: nn.Module, teacher: nn.Module, loss_fn: Distillation
     ``parts``: ``"distill"``, ``"recon"`` (detached tensors) and ``"diagnostics"`` (floats,
     :func:`~voxmmsd.pretrain.monitor.distillation_diagnostics` against the centre before its update).
     """
-    inputs, target, visible = build_views(batch, cfg.block_size, device)
-    if cfg.channels_last:
+    inputs, target, visible = build_views(batch, cfg.method.block_size, device)
+    if cfg.train.channels_last:
         inputs = inputs.contiguous(memory_format=torch.channels_last_3d)
     b, c, m = pair_indices(batch, device)
     with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
@@ -72,16 +72,16 @@ def compute_losses(student: nn.Module, teacher: nn.Module, loss_fn: Distillation
     k = s_out.shape[-1]
     s_out = s_out.float().reshape(2, -1, k)[:, :m]
     t_out = t_out.float().reshape(2, -1, k)[:, :m]
-    distill = loss_fn(s_out, t_out, cfg.student_temp, teacher_temp)
+    distill = loss_fn(s_out, t_out, cfg.method.student_temp, teacher_temp)
     if m == 0:  # keep every head parameter in the graph (DDP) without a signal
         distill = distill + 0.0 * s_out.sum()
     weight = None
-    if cfg.recon_voxels == "masked":
+    if cfg.method.recon_voxels == "masked":
         brain = (target > 0).any(dim=1, keepdim=True)
         weight = (~visible) & brain
     recon_loss = masked_l1(recon.float(), target, weight)
-    total = cfg.distill_weight * distill + cfg.recon_weight * recon_loss
-    diagnostics = distillation_diagnostics(s_out.detach(), t_out.detach(), loss_fn.center, cfg.student_temp,
+    total = cfg.method.distill_weight * distill + cfg.method.recon_weight * recon_loss
+    diagnostics = distillation_diagnostics(s_out.detach(), t_out.detach(), loss_fn.center, cfg.method.student_temp,
                                            teacher_temp)
     return total, {"distill": distill.detach(), "recon": recon_loss.detach(), "diagnostics": diagnostics}, \
         t_out.detach()
