@@ -75,6 +75,7 @@ def reference(tmp_path_factory):
     return data, losses, rows
 
 
+@pytest.mark.slow  # exactness of resume: run by .ci/run after the default tests (see README)
 def test_sigterm_mid_epoch_then_resume_is_exact(reference, tmp_path: Path) -> None:
     data, ref, ref_rows = reference
     run = tmp_path / "run"

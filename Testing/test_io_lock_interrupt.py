@@ -45,3 +45,31 @@ def test_a_normal_lock_is_released_and_a_live_holder_blocks(tmp_path: Path) -> N
             FolderLock(tmp_path, "other").acquire()
     # the record now names another process: the holder leaves the file of that process alone
     assert lock_path(tmp_path).exists()
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "pthread_sigmask"), reason="POSIX signal masks")
+def test_a_real_sigterm_as_the_file_is_created_leaves_no_lock(tmp_path: Path, monkeypatch) -> None:
+    """A real SIGTERM right as os.open has created the file, before the lock knows it is its own (a batch
+    interrupted as it claimed its next case left case001/.voxmmsd.lock behind)."""
+    import os
+    import signal
+
+    def terminate(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    real_open = os.open
+
+    def open_then_signal(*a, **k):
+        fd = real_open(*a, **k)
+        os.kill(os.getpid(), signal.SIGTERM)  # its handler runs at the next bytecode unless the signal is held
+        return fd
+
+    old = signal.signal(signal.SIGTERM, terminate)
+    try:
+        monkeypatch.setattr(lock_mod.os, "open", open_then_signal)
+        with pytest.raises(KeyboardInterrupt):
+            with FolderLock(tmp_path, "test"):
+                pass
+    finally:
+        signal.signal(signal.SIGTERM, old)
+    assert not lock_path(tmp_path).exists()

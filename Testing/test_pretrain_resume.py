@@ -62,6 +62,7 @@ def reference(tmp_path_factory):
     return data, cache, losses
 
 
+@pytest.mark.slow  # exactness of resume: run by .ci/run after the default tests (see README)
 def test_sigterm_then_resume_reproduces_the_losses(reference, tmp_path):
     data, cache, ref = reference
     run = tmp_path / "run"
@@ -82,6 +83,7 @@ def test_sigterm_then_resume_reproduces_the_losses(reference, tmp_path):
     assert_same_losses(got, ref)
 
 
+@pytest.mark.slow  # exactness of resume: run by .ci/run after the default tests (see README)
 def test_kill_9_then_resume_drops_the_lost_iterations_and_stale_files(reference, tmp_path):
     data, cache, ref = reference
     run = tmp_path / "run"
@@ -140,6 +142,7 @@ def test_stop_file_stops_and_a_second_trainer_is_refused(reference, tmp_path):
     assert_same_losses(got, ref)
 
 
+@pytest.mark.slow  # two processes: run by .ci/run after the default tests (see README)
 def test_torchrun_two_processes_on_gloo(reference, tmp_path):
     data, cache, _ = reference
     run = tmp_path / "ddp"
