@@ -111,9 +111,17 @@ def install_candidate(run_dir: Path, force: bool = False, model_id: Optional[str
         copy = work / "model"
         shutil.copytree(folder, copy)
         cases = comparison.get("cases")
+        from voxmmsd.models.integrity import sha256_file
+        from voxmmsd.models.package import WEIGHTS
+        from voxmmsd.nets.weights import restamp_weights
+
+        # the weights name the model they belong to (checked at every load): the installed copy is the new version
+        restamp_weights(copy / WEIGHTS, id=mid, version=ver)
+        weights_sha = sha256_file(copy / WEIGHTS)
 
         def change(meta: Dict[str, Any]) -> None:
             meta["id"], meta["version"] = mid, ver
+            meta["files"][WEIGHTS] = weights_sha
             meta["name"] = f"{start.get('name') or start.get('id')}, local fine-tune"
             meta["description"] = (f"Fine-tuned from {start.get('id')} {start.get('version')} on a local cohort "
                                    f"of {cases} reviewed cases. {decision.get('reason', '')}".strip())

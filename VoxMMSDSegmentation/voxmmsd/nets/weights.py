@@ -46,6 +46,18 @@ def save_weights(state: Mapping[str, torch.Tensor], path: Path, metadata: Option
     return Path(path)
 
 
+def restamp_weights(path: Path, **changes: Any) -> None:
+    """Rewrite the ``voxmmsd`` record in the header of the safetensors file ``path`` (e.g. a new id and version
+    for an installed copy), the tensors unchanged; atomically."""
+    from safetensors.torch import load_file, save_file
+
+    record = read_metadata(path)
+    record.update(changes)
+    tensors = load_file(str(path))
+    with atomic_path(Path(path)) as tmp:
+        save_file(tensors, str(tmp), metadata={META_KEY: json.dumps(record, default=str)})
+
+
 def read_metadata(path: Path) -> Dict[str, Any]:
     """The JSON metadata of a safetensors file written by :func:`save_weights` ({} if none)."""
     from safetensors import safe_open
