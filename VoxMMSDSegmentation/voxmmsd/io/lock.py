@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Dict, List, Optional, Type
 
 from voxmmsd.errors import VoxMMSDError
+from voxmmsd.interrupts import critical
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +112,6 @@ def holder_is_alive(info: Optional[Dict[str, Any]]) -> bool:
     return pid_alive(pid)
 
 
-def _hold_interrupts() -> Any:
-    """Block SIGINT/SIGTERM in this (main) thread; the old mask, or None where signals cannot be blocked. A signal
-    that arrives meanwhile is delivered by :func:`_release_interrupts`."""
-    import signal
-    import threading
-
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-
-
-def _release_interrupts(held: Any) -> None:
-    if held is not None:
-        import signal
-
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
-
-
 class FolderLock:
     """Exclusive, process-level lock on a folder.
 
@@ -148,8 +131,7 @@ class FolderLock:
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": " ".join(sys.argv)[:500]}
 
     def _create(self) -> bool:
-        held = _hold_interrupts()  # Ctrl-C/SIGTERM wait until the file is known to be ours (then it is removed)
-        try:
+        with critical():  # a SIGTERM waits until the file is known to be ours (then the unwinding removes it)
             try:
                 fd = os.open(str(self.path), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
             except FileExistsError:
@@ -160,14 +142,12 @@ class FolderLock:
                 raise VoxMMSDError(f"Cannot create the lock file {self.path}: {exc.strerror}. "
                                    f"Check that you can write in {self.folder}.") from None
             self._mine = True  # from here on the file is ours: an interrupt (Ctrl-C, SIGTERM) must not leave it behind
-        finally:
-            _release_interrupts(held)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                json.dump(self._record(), f)
-        except BaseException:
-            self._drop()
-            raise
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    json.dump(self._record(), f)
+            except BaseException:
+                self._drop()
+                raise
         return True
 
     def _drop(self) -> None:

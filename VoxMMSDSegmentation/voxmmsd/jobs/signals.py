@@ -55,6 +55,11 @@ def pending() -> Optional["Terminated"]:
 
 def _handler(signum: int, frame: Optional[FrameType]) -> None:
     global _received
+    from voxmmsd import interrupts
+
+    if interrupts.deferring():  # a critical section (e.g. creating a lock file) ends first, then raises it again
+        interrupts.hold(signum)
+        return
     _received = signum
     signal.signal(signum, signal.SIG_DFL)  # a second one ends the process, even in the middle of a cleanup
     log.warning("%s received: stopping; cleaning up", signal.Signals(signum).name)
