@@ -63,6 +63,7 @@ def test_the_raw_exam_is_raw(exam: Path) -> None:
     assert np.count_nonzero(arr == arr.min()) / arr.size < 0.05  # noisy air, not a stripped background
 
 
+@pytest.mark.slow  # registration + brain extraction end to end (~15 s): run by .ci/run after the default tests
 def test_one_command_registers_strips_and_confines_the_tumour_to_the_brain(segmented: Path, exam: Path) -> None:
     names = {p.name for p in segmented.iterdir()}
     assert {"segmentation.nii.gz", "brain_mask.nii.gz", "registration_qc.png", "qc.png", "report.json"} <= names
