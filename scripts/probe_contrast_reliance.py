@@ -58,17 +58,13 @@ def no_enhancement_case(case_dir: Path, dest: Path) -> None:
 
 
 def et_volumes(pred: Path, ref: Path) -> Dict[str, float]:
-    """ET mL of ``pred`` overall and inside the reference's oedema (SNFH), internal labels."""
+    """ET mL of ``pred`` (the product's output, internal labels) overall and inside the reference's oedema."""
     import numpy as np
-    import SimpleITK as sitk
-    from voxmmsd.io.labels import detect_convention, to_internal
+    from voxmmsd.metrics.evaluate import load_label
 
-    p = sitk.ReadImage(str(pred))
-    ml = float(np.prod(p.GetSpacing())) / 1000.0
-    pa = sitk.GetArrayFromImage(p)
-    ra = sitk.GetArrayFromImage(sitk.ReadImage(str(ref)))
-    conv = detect_convention(sorted(int(v) for v in np.unique(ra))) or "brats2023"
-    ra = to_internal(ra, conv, ref)
+    pa, geom, _ = load_label(pred, "brats2023", "prediction")
+    ra, _, _ = load_label(ref)
+    ml = float(np.prod(geom.spacing)) / 1000.0
     et = pa == 3
     return {"et_ml": round(float(et.sum()) * ml, 2),
             "et_in_oedema_ml": round(float((et & (ra == 2)).sum()) * ml, 2),
