@@ -73,7 +73,9 @@ def test_init_from_a_pretraining_run_is_recorded_and_warms_up(synthetic_dataset:
     donor = VoxUNet(base.network)
     state = dict(donor.state_dict())
     state["head.last.weight"] = torch.zeros(3, 3)
-    save_weights(state, tmp_path / "pre" / "backbone.safetensors")
+    # pre-trained on other inputs (3 mm, percentile scaling): fine-tuning says so in its log
+    save_weights(state, tmp_path / "pre" / "backbone.safetensors",
+                 {"preprocessing": {"percentile": 99.9, "crop_margin": 2, "spacing": [3.0, 3.0, 3.0]}})
     cfg = load_config(None, TINY_SETTINGS + ["train.iterations=3", "train.epoch_iters=3", "train.lr_warmup=1.0",
                                              "data.val=0", f"init.path={tmp_path / 'pre'}"])
     run = tmp_path / "run"
@@ -85,7 +87,9 @@ def test_init_from_a_pretraining_run_is_recorded_and_warms_up(synthetic_dataset:
     assert "no such parameter" in start["init"]["skipped"]["head.last.weight"]
     assert "re-initialised" in start["init"]["skipped"]["decoder.out_conv.bias"]
     assert "tensors loaded" in start["message"]
-    assert "loaded %d tensors" % (n - 2) in (run / "log.txt").read_text()
+    log_text = (run / "log.txt").read_text()
+    assert "loaded %d tensors" % (n - 2) in log_text
+    assert "was trained on other inputs: voxel spacing 3x3x3 mm in the weights" in log_text
     lrs = [e["lr"] for e in events if e["event"] == "progress" and e["stage"] == "finetune"]
     assert lrs[0] == pytest.approx(cfg.train.lr * 0.01) and lrs[0] < lrs[1] < lrs[2] < cfg.train.lr
     assert result.package is not None and not (run / "checkpoints" / "best.pt").exists()  # no validation

@@ -13,6 +13,8 @@
 #             WORK/loso-<source>
 #     KEEP    (environment) where finished pieces are kept in the repository, float16 (default pieces/v3);
 #             a piece found there is not trained again. Commit KEEP after each sitting.
+#     INIT    (environment) start every piece from these pre-trained weights (a `voxmmsd pretrain` run
+#             folder, e.g. one made with scripts/recipes/cpu-3.0.0-pretrain.yaml); default: from scratch
 #     PIECES  which runs, in order (default: fold0 fold1 fold2 fold3 fold4 all loso-brats2018 loso-brats2021
 #             loso-brats2023 loso-upenn-gbm)
 # About 17 minutes per piece (1,000 steps of ~1 s) on 2 idle cores with jemalloc. Needs .venv.
@@ -63,7 +65,7 @@ for piece in $PIECES; do
   else
     echo "$piece: training on $(echo "$train" | tr ',' '\n' | wc -l) cases -> $run"
     "$VX" finetune --data "$WORK/data" --out "$run" --train "$train" --val 0 --config "$RECIPE" \
-        --set data.cache_dir="$WORK/cache" --set package.model_id=voxmmsd-brats-default --set package.version=3.0.0
+        ${INIT:+--init "$INIT"} --set data.cache_dir="$WORK/cache" --set package.model_id=voxmmsd-brats-default --set package.version=3.0.0
   fi
   # keep the finished piece in the repository (commit it: pieces/ is what the next sitting continues from)
   [ -f "$run/model/model.json" ] && "$PY" scripts/save_fold_pieces.py "$WORK" "$KEEP" "$piece"

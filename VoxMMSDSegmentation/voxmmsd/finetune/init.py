@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import torch
 from torch import nn
@@ -23,6 +23,7 @@ from torch import nn
 from voxmmsd.errors import ModelError
 from voxmmsd.jobs.run_folder import RunFolder
 from voxmmsd.nets.weights import LoadReport, load_into, load_weights, strip_prefixes
+from voxmmsd.preprocessing import PreprocessConfig
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,28 @@ class InitResult:
         d = self.report.to_dict()
         d["source"] = str(self.source)
         return d
+
+
+def input_mismatch(metadata: Mapping[str, Any], preprocessing: PreprocessConfig) -> List[str]:
+    """How the inputs the weights were trained on (``metadata["preprocessing"]``, written by
+    pre-training and by model packages) differ from fine-tuning's ``preprocessing``: voxel spacing and
+    intensity normalisation, one sentence each; [] when they agree or the weights do not say."""
+    saved = metadata.get("preprocessing")
+    if not isinstance(saved, Mapping):
+        return []
+    theirs = PreprocessConfig.from_dict(dict(saved))
+    out = []
+    if theirs.spacing != preprocessing.spacing:
+        out.append(f"voxel spacing {_spacing_text(theirs.spacing)} in the weights, "
+                   f"{_spacing_text(preprocessing.spacing)} here (preprocessing.spacing)")
+    if theirs.normalization != preprocessing.normalization:
+        out.append(f"intensity normalisation {theirs.normalization!r} in the weights, "
+                   f"{preprocessing.normalization!r} here (preprocessing.normalization)")
+    return out
+
+
+def _spacing_text(spacing: Optional[Tuple[float, ...]]) -> str:
+    return "x".join(f"{v:g}" for v in spacing) + " mm" if spacing else "the reference grid's"
 
 
 def resolve_init(path: Path) -> Path:

@@ -34,7 +34,7 @@ from voxmmsd.errors import VoxMMSDError
 from voxmmsd.finetune import records
 from voxmmsd.finetune.config import FinetuneConfig
 from voxmmsd.finetune.data import PatchStream, make_loader
-from voxmmsd.finetune.init import initialise
+from voxmmsd.finetune.init import initialise, input_mismatch
 from voxmmsd.finetune.loss import training_loss
 from voxmmsd.finetune.prepare import Cases, build_optimizer, init_summary, prepare_cases
 from voxmmsd.finetune.validate import output_kind, validate
@@ -211,6 +211,9 @@ def _run(data_dir: Path, run: RunFolder, cfg: FinetuneConfig, ckpt: Optional[Dic
 
     model = VoxUNet(cfg.network)
     init = initialise(model, Path(cfg.init.path), cfg.init.keep_head) if cfg.init.path and ckpt is None else None
+    for diff in input_mismatch(init.metadata, cfg.preprocessing) if init is not None else ():
+        log.warning("--init %s was trained on other inputs: %s. Its features may not fit; pre-train with the "
+                    "fine-tuning's preprocessing settings, or set them to the weights'.", init.source, diff)
     trainer = Trainer(cfg, dev, dist, init_summary(init), model)
     if ckpt is not None:
         trainer.load(ckpt)

@@ -1,0 +1,68 @@
+"""The training recipes in scripts/recipes load, and the 3.0.0 pre-training recipe fits its fine-tuning recipe.
+
+A backbone pre-trained with ``cpu-3.0.0-pretrain.yaml`` must load whole (all but the output layer)
+into the network of ``cpu-3.0.0.yaml`` and must have seen the same inputs (spacing, normalisation),
+or fine-tuning from it starts from features learnt on other images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from voxmmsd.finetune import config as ft_config
+from voxmmsd.finetune.init import HEAD_REASON, initialise, input_mismatch
+from voxmmsd.nets.unet import VoxUNet
+from voxmmsd.nets.weights import read_metadata
+from voxmmsd.pretrain import config as pt_config
+from voxmmsd.pretrain.model import PretrainNet
+from voxmmsd.pretrain.outputs import save_backbone
+
+RECIPES = Path(__file__).resolve().parent.parent / "scripts" / "recipes"
+
+
+def _is_pretrain(path: Path) -> bool:
+    return "pretrain" in path.stem
+
+
+@pytest.mark.parametrize("path", sorted(RECIPES.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_recipe_loads_with_its_own_settings(path: Path) -> None:
+    loader = pt_config.load_config if _is_pretrain(path) else ft_config.load_config
+    cfg = loader(path)
+    assert cfg.to_dict() != loader().to_dict(), f"{path.name} changes nothing"
+
+
+def test_pretrain_recipe_matches_the_finetune_recipe_and_its_backbone_loads_whole(tmp_path: Path) -> None:
+    pre = pt_config.load_config(RECIPES / "cpu-3.0.0-pretrain.yaml")
+    fine = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml")
+    assert pre.network == fine.network and pre.preprocessing == fine.preprocessing
+    block = pre.method.block_size
+    assert all(s % block == 0 and s % 16 == 0 for s in pre.data.patch_size)
+    assert all(p <= f for p, f in zip(pre.data.patch_size, fine.data.patch_size))  # a view fits where a crop does
+
+    torch.manual_seed(0)
+    net = PretrainNet.from_config(pre)
+    path = save_backbone(net.backbone.state_dict(), tmp_path / "backbone.safetensors", pre.to_dict(), 10)
+    assert input_mismatch(read_metadata(path), fine.preprocessing) == []
+
+    model = VoxUNet(fine.network)
+    result = initialise(model, tmp_path)
+    own = model.state_dict()
+    assert set(result.report.skipped) == {"decoder.out_conv.weight", "decoder.out_conv.bias"}
+    assert set(result.report.skipped.values()) == {HEAD_REASON}
+    assert len(result.report.loaded) == len(own) - 2
+    key = "encoder.down4.maxpool_conv.1.conv_conv.0.weight"
+    assert torch.equal(own[key], net.backbone.state_dict()[key])
+
+
+def test_input_mismatch_names_spacing_and_normalisation() -> None:
+    here = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").preprocessing  # 2 mm, zscore
+    old = {"preprocessing": {"percentile": 99.9, "crop_margin": 2, "spacing": None}}  # 1 mm, percentile
+    diffs = input_mismatch(old, here)
+    assert len(diffs) == 2
+    assert "the reference grid's in the weights, 2x2x2 mm here" in diffs[0]
+    assert "'percentile' in the weights, 'zscore' here" in diffs[1]
+    same = {"preprocessing": here.to_dict()}
+    assert input_mismatch(same, here) == []
+    assert input_mismatch({}, here) == []  # a PyMIC checkpoint says nothing: nothing to compare
