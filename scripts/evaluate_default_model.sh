@@ -8,7 +8,12 @@
 #             cases with the fold models of scripts/train_default_v3.sh (TRAIN, default out/train-v3),
 #             the pipeline-shift set, leave-one-source-out (where its pieces exist), and 1.0.0 and 2.1.0
 #             (BASELINES) on the cases each never trained on; then the tables and the rule
-#             (OUT/protocol/protocol.json). STEPS picks parts: "shift baselines candidate loso table".
+#             (OUT/protocol/protocol.json). STEPS picks parts: "shift baselines candidate loso table"
+#             (and "ensemble"). ARM names the candidate arm (default v3; e.g. ARM=v3p KEEP=pieces/v3p
+#             TRAIN=out/train-v3p for the folds fine-tuned from pre-training). ENSEMBLE="pieces/v3 pieces/v3p"
+#             with the step "ensemble" packages, per fold, the fold models kept in those folders as one
+#             fold ensemble (each member trained without that fold's cases) and scores it as arm ENS_ARM
+#             (default ens); CANDIDATE picks the arm the tables and the rule judge (default ARM).
 #           warmstart: the numbers of the former default model 2.1.0 — the 5-fold
 #             cross-validation of its recipe (1.0.0 continued on the other folds,
 #             scripts/recipes/cpu-warm-2.1.0.yaml; trains 5 full-size models, about 75 minutes
@@ -57,6 +62,8 @@ if [ "$MODE" = protocol ]; then
   M=Resources/models/voxmmsd-brats-default
   BASELINES=${BASELINES:-b100=$M/1.0.0 w210=${W210:-$M}}
   KEEP=${KEEP:-pieces/v3}
+  ARM=${ARM:-v3}
+  ENS_ARM=${ENS_ARM:-ens}
   mkdir -p "$CV"
   D=$DATA
   "$VX" experiment crossval splits --source brats2018="$D/brats2018" --source brats2018="$D/extra/brats18" \
@@ -89,19 +96,33 @@ if [ "$MODE" = protocol ]; then
     done
   fi
   if [[ " $STEPS " == *" candidate "* ]]; then
-    mkdir -p "$CV/v3"
+    mkdir -p "$CV/$ARM"
     for k in 0 1 2 3 4; do  # the training's own fold models, else the pieces kept in the repository
       if [ -f "$TRAIN/fold$k/model/model.json" ]; then
-        ln -sfn "$(realpath "$TRAIN/fold$k")" "$CV/v3/fold$k"
+        ln -sfn "$(realpath "$TRAIN/fold$k")" "$CV/$ARM/fold$k"
       elif [ -f "$KEEP/fold$k/model.json" ]; then
-        rm -f "$CV/v3/fold$k"; mkdir -p "$CV/v3/fold$k"; ln -sfn "$(realpath "$KEEP/fold$k")" "$CV/v3/fold$k/model"
+        rm -f "$CV/$ARM/fold$k"; mkdir -p "$CV/$ARM/fold$k"; ln -sfn "$(realpath "$KEEP/fold$k")" "$CV/$ARM/fold$k/model"
       else
         echo "fold $k not trained yet ($TRAIN/fold$k, $KEEP/fold$k)"; exit 1
       fi
     done
-    "$VX" experiment crossval run "${X[@]}" --name v3
-    "$VX" experiment crossval score "${X[@]}" --name v3
-    shifted v3
+    "$VX" experiment crossval run "${X[@]}" --name "$ARM"
+    "$VX" experiment crossval score "${X[@]}" --name "$ARM"
+    shifted "$ARM"
+  fi
+  if [[ " $STEPS " == *" ensemble "* ]]; then
+    [ -n "${ENSEMBLE:-}" ] || { echo "the ensemble step needs ENSEMBLE=\"KEEP_DIR KEEP_DIR ...\""; exit 2; }
+    for k in 0 1 2 3 4; do  # fold k's ensemble: every member's fold-k model (none saw fold k's cases)
+      members=(); for dir in $ENSEMBLE; do members+=("$dir/fold$k"); done
+      if [ ! -f "$CV/$ENS_ARM/fold$k/model/model.json" ]; then
+        mkdir -p "$CV/$ENS_ARM/fold$k"
+        $PY scripts/package_ensemble.py "${members[@]}" "$CV/$ENS_ARM/fold$k/model" --version 3.0.0 \
+            --name "fold $k ensemble of $ENSEMBLE" --description "cross-validation: trained without fold $k"
+      fi
+    done
+    "$VX" experiment crossval run "${X[@]}" --name "$ENS_ARM"
+    "$VX" experiment crossval score "${X[@]}" --name "$ENS_ARM"
+    shifted "$ENS_ARM"
   fi
   if [[ " $STEPS " == *" loso "* ]]; then
     $PY - "$S3" "$CV/loso-splits.json" <<'PYEOF'
@@ -134,7 +155,7 @@ PYEOF
   fi
   if [[ " $STEPS " == *" table "* ]]; then
     args=(); for b in $BASELINES; do args+=(--baseline "$b"); done
-    "$VX" experiment crossval protocol --out "$CV" --splits "$S3" --candidate v3 "${args[@]}"
+    "$VX" experiment crossval protocol --out "$CV" --splits "$S3" --candidate "${CANDIDATE:-$ARM}" "${args[@]}"
   fi
   exit 0
 fi
