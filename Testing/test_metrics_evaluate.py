@@ -157,3 +157,16 @@ def test_far_false_positive_volume_counts_only_tumour_far_from_the_reference():
     scores = evaluate_case(pred, ref, (1, 1, 1))
     assert scores["WT"]["fp_far_ml"] == 1.0 and scores["ET"]["fp_far_ml"] == 1.0
     assert fp_volume_outside(pred > 0, np.zeros_like(ref, bool), (1, 1, 1)) == float((pred > 0).sum()) / 1000
+
+
+def test_an_empty_prediction_is_scored_not_refused(synthetic_dataset: Path, tmp_path: Path):
+    """A model that finds no tumour writes an all-zero label map: that is an answer (Dice 0 where the
+    reference has tumour), not an unreadable file; it made a whole cross-validation's scoring fail."""
+    pred = tmp_path / "pred"
+    _write_predictions(synthetic_dataset, pred, ["{id}.nii.gz"], damage=lambda a: np.zeros_like(a))
+    res = evaluate_folders(pred, synthetic_dataset)
+    first = sorted(p.name for p in synthetic_dataset.iterdir())[0]
+    rows = {r["region"]: r for r in res.rows if r["case_id"] == first}
+    assert rows["WT"]["status"] == "ok" and rows["WT"]["dice"] == 0.0 and rows["WT"]["volume_pred_ml"] == 0.0
+    others = [r for r in res.rows if r["case_id"] != first and r["region"] == "WT"]
+    assert others and all(r["dice"] == 1.0 for r in others)

@@ -106,7 +106,7 @@ def check_image(image: sitk.Image, path: Path, what: str = "image") -> sitk.Imag
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise InputError(f"{what} {path} holds {bad} NaN or infinite voxel(s). Fix or re-export the image.")
-    if what != "label map" and not np.any(arr):
+    if not what.endswith("label map") and not np.any(arr):  # an empty label map is an answer: no tumour
         raise InputError(f"{what} {path} is empty (every voxel is 0). Check that the right file was given.")
     return image
 
