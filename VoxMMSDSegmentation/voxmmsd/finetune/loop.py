@@ -211,9 +211,10 @@ def _run(data_dir: Path, run: RunFolder, cfg: FinetuneConfig, ckpt: Optional[Dic
 
     model = VoxUNet(cfg.network)
     init = initialise(model, Path(cfg.init.path), cfg.init.keep_head) if cfg.init.path and ckpt is None else None
-    for diff in input_mismatch(init.metadata, cfg.preprocessing) if init is not None else ():
+    mismatches = input_mismatch(init.metadata, cfg.preprocessing) if init is not None else []
+    for diff in mismatches:
         log.warning("--init %s was trained on other inputs: %s. Its features may not fit; pre-train with the "
-                    "fine-tuning's preprocessing settings, or set them to the weights'.", init.source, diff)
+                    "fine-tuning's preprocessing settings, or set them to the weights'.", cfg.init.path, diff)
     trainer = Trainer(cfg, dev, dist, init_summary(init), model)
     if ckpt is not None:
         trainer.load(ckpt)
