@@ -23,7 +23,7 @@ def describe_case(files: CaseFiles, reference: str = "t1c") -> Dict[str, Any]:
     if files.label is not None:
         items.append((LABEL, files.label))
     for key, path in items:
-        img = read_image(path, "label map" if key == LABEL else SEQUENCE_NAMES[key])
+        img = read_image(path, "label map" if key == LABEL else SEQUENCE_NAMES[key], label=key == LABEL)
         g = Geometry.of(img)
         arr = sitk.GetArrayViewFromImage(img)
         entry: Dict[str, Any] = {"file": str(path), "geometry": g.to_dict(),

@@ -54,7 +54,7 @@ class Case:
         return self.image[self.sequences.index(sequence)]
 
 
-def read_image(path: Path, what: str = "image") -> sitk.Image:
+def read_image(path: Path, what: str = "image", label: bool = False) -> sitk.Image:
     """Read one 3-D image (a file, or a folder holding a DICOM series) with checks.
 
     Raises :class:`InputError` naming ``path`` if the file is missing, a broken link, not readable (permission,
@@ -87,11 +87,13 @@ def read_image(path: Path, what: str = "image") -> sitk.Image:
             f"Cannot read {what} {path}: {first}. Is it a NIfTI, NRRD, MHA or DICOM image, "
             f"and is the file complete?"
         ) from None
-    return check_image(image, path, what)
+    return check_image(image, path, what, label)
 
 
-def check_image(image: sitk.Image, path: Path, what: str = "image") -> sitk.Image:
-    """Validate dimensionality, emptiness and finiteness; squeeze a trailing singleton 4th axis."""
+def check_image(image: sitk.Image, path: Path, what: str = "image", label: bool = False) -> sitk.Image:
+    """Validate dimensionality, emptiness and finiteness; squeeze a trailing singleton 4th axis.
+
+    ``label``: a label map, which may be all zero (an answer: no tumour); an all-zero image is refused."""
     if image.GetDimension() == 4 and image.GetSize()[3] == 1:
         image = image[:, :, :, 0]
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
@@ -106,7 +108,7 @@ def check_image(image: sitk.Image, path: Path, what: str = "image") -> sitk.Imag
     if arr.dtype.kind == "f" and not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
         raise InputError(f"{what} {path} holds {bad} NaN or infinite voxel(s). Fix or re-export the image.")
-    if not what.endswith("label map") and not np.any(arr):  # an empty label map is an answer: no tumour
+    if not label and not np.any(arr):
         raise InputError(f"{what} {path} is empty (every voxel is 0). Check that the right file was given.")
     return image
 
@@ -212,7 +214,7 @@ def read_label_onto(files: CaseFiles, reference: str, ref_geom: Geometry, grids:
     another axis order, else resampled with nearest neighbour."""
     if files.label is None:
         raise ValueError(f"case {files.case_id!r} has no label map")
-    limg = read_image(files.label, "label map")
+    limg = read_image(files.label, "label map", label=True)
     lgeom = Geometry.of(limg)
     check_label_grid(files, lgeom, grids)
     why = None

@@ -130,7 +130,7 @@ def load_label(path: Path, convention: str = AUTO, what: str = "label map"):  # 
     from voxmmsd.io.geometry import Geometry
     from voxmmsd.io.reader import read_image
 
-    image = read_image(Path(path), what)
+    image = read_image(Path(path), what, label=True)
     arr = sitk.GetArrayFromImage(image)
     if arr.dtype.kind == "f":
         if not np.array_equal(arr, np.round(arr)):
