@@ -1,4 +1,5 @@
-"""The training recipes in scripts/recipes load, and the 3.0.0 pre-training recipe fits its fine-tuning recipe.
+"""The training recipes in scripts/recipes load, the 3.0.0 pre-training recipe fits its fine-tuning recipe,
+and the round-4 region recipe changes only the loss.
 
 A backbone pre-trained with ``cpu-3.0.0-pretrain.yaml`` must load whole (all but the output layer)
 into the network of ``cpu-3.0.0.yaml`` and must have seen the same inputs (spacing, normalisation),
@@ -66,3 +67,12 @@ def test_input_mismatch_names_spacing_and_normalisation() -> None:
     same = {"preprocessing": here.to_dict()}
     assert input_mismatch(same, here) == []
     assert input_mismatch({}, here) == []  # a PyMIC checkpoint says nothing: nothing to compare
+
+
+def test_region_recipe_differs_from_the_candidate_only_in_its_loss() -> None:
+    """Round 4 compares the loss alone: every other setting must be the candidate recipe's."""
+    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
+    regions = ft_config.load_config(RECIPES / "cpu-3.0.0-regions.yaml").to_dict()
+    assert base["train"]["loss"] == "dice_ce" and regions["train"]["loss"] == "regions"
+    regions["train"]["loss"] = base["train"]["loss"]
+    assert regions == base
