@@ -76,3 +76,16 @@ def test_region_recipe_differs_from_the_candidate_only_in_its_loss() -> None:
     assert base["train"]["loss"] == "dice_ce" and regions["train"]["loss"] == "regions"
     regions["train"]["loss"] = base["train"]["loss"]
     assert regions == base
+
+
+def test_fine_recipe_differs_from_the_candidate_only_in_grid_crop_and_batch() -> None:
+    """Round 5 compares 1.5 mm with 2 mm: spacing, crop and batch change (the crop must be a multiple of 16
+    and hold at least 144 mm along every axis), nothing else."""
+    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
+    fine = ft_config.load_config(RECIPES / "cpu-3.0.0-1.5mm.yaml").to_dict()
+    assert fine["preprocessing"]["spacing"] == [1.5, 1.5, 1.5]
+    assert all(s % 16 == 0 and s * 1.5 >= 144 for s in fine["data"]["patch_size"])
+    assert fine["data"]["batch_size"] == 1
+    for key, section in (("spacing", "preprocessing"), ("patch_size", "data"), ("batch_size", "data")):
+        fine[section][key] = base[section][key]
+    assert fine == base
