@@ -1,5 +1,5 @@
 """The training recipes in scripts/recipes load, the 3.0.0 pre-training recipe fits its fine-tuning recipe,
-and the round-4 region recipe changes only the loss.
+and the single-change recipes of rounds 4-6 (loss; grid, crop and batch; intensity jitter) change only that.
 
 A backbone pre-trained with ``cpu-3.0.0-pretrain.yaml`` must load whole (all but the output layer)
 into the network of ``cpu-3.0.0.yaml`` and must have seen the same inputs (spacing, normalisation),
@@ -89,3 +89,12 @@ def test_fine_recipe_differs_from_the_candidate_only_in_grid_crop_and_batch() ->
     for key, section in (("spacing", "preprocessing"), ("patch_size", "data"), ("batch_size", "data")):
         fine[section][key] = base[section][key]
     assert fine == base
+
+
+def test_nojitter_recipe_differs_from_the_candidate_only_in_its_channel_jitter() -> None:
+    """Round 6 takes the per-sequence intensity jitter out and changes nothing else."""
+    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
+    plain = ft_config.load_config(RECIPES / "cpu-3.0.0-nojitter.yaml").to_dict()
+    assert base["data"]["channel_jitter"] > 0 and plain["data"]["channel_jitter"] == 0
+    plain["data"]["channel_jitter"] = base["data"]["channel_jitter"]
+    assert plain == base
