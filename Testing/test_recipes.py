@@ -9,6 +9,7 @@ or fine-tuning from it starts from features learnt on other images.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any, Dict, Tuple
 
 import pytest
 import torch
@@ -69,32 +70,34 @@ def test_input_mismatch_names_spacing_and_normalisation() -> None:
     assert input_mismatch({}, here) == []  # a PyMIC checkpoint says nothing: nothing to compare
 
 
+def _changed_settings(recipe: str) -> Dict[str, Tuple[Any, Any]]:
+    """``section.key`` -> (candidate's value, ``recipe``'s value) for every setting ``recipe`` changes."""
+    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
+    other = ft_config.load_config(RECIPES / recipe).to_dict()
+    assert set(base) == set(other)
+    return {f"{section}.{key}": (base[section].get(key), other[section].get(key))
+            for section in base for key in set(base[section]) | set(other[section])
+            if base[section].get(key) != other[section].get(key)}
+
+
 def test_region_recipe_differs_from_the_candidate_only_in_its_loss() -> None:
     """Round 4 compares the loss alone: every other setting must be the candidate recipe's."""
-    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
-    regions = ft_config.load_config(RECIPES / "cpu-3.0.0-regions.yaml").to_dict()
-    assert base["train"]["loss"] == "dice_ce" and regions["train"]["loss"] == "regions"
-    regions["train"]["loss"] = base["train"]["loss"]
-    assert regions == base
+    assert _changed_settings("cpu-3.0.0-regions.yaml") == {"train.loss": ("dice_ce", "regions")}
 
 
 def test_fine_recipe_differs_from_the_candidate_only_in_grid_crop_and_batch() -> None:
     """Round 5 compares 1.5 mm with 2 mm: spacing, crop and batch change (the crop must be a multiple of 16
     and hold at least 144 mm along every axis), nothing else."""
-    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
-    fine = ft_config.load_config(RECIPES / "cpu-3.0.0-1.5mm.yaml").to_dict()
-    assert fine["preprocessing"]["spacing"] == [1.5, 1.5, 1.5]
-    assert all(s % 16 == 0 and s * 1.5 >= 144 for s in fine["data"]["patch_size"])
-    assert fine["data"]["batch_size"] == 1
-    for key, section in (("spacing", "preprocessing"), ("patch_size", "data"), ("batch_size", "data")):
-        fine[section][key] = base[section][key]
-    assert fine == base
+    changed = _changed_settings("cpu-3.0.0-1.5mm.yaml")
+    assert set(changed) == {"preprocessing.spacing", "data.patch_size", "data.batch_size"}
+    assert changed["preprocessing.spacing"][1] == [1.5, 1.5, 1.5]
+    assert all(s % 16 == 0 and s * 1.5 >= 144 for s in changed["data.patch_size"][1])
+    assert changed["data.batch_size"][1] == 1
 
 
 def test_nojitter_recipe_differs_from_the_candidate_only_in_its_channel_jitter() -> None:
     """Round 6 takes the per-sequence intensity jitter out and changes nothing else."""
-    base = ft_config.load_config(RECIPES / "cpu-3.0.0.yaml").to_dict()
-    plain = ft_config.load_config(RECIPES / "cpu-3.0.0-nojitter.yaml").to_dict()
-    assert base["data"]["channel_jitter"] > 0 and plain["data"]["channel_jitter"] == 0
-    plain["data"]["channel_jitter"] = base["data"]["channel_jitter"]
-    assert plain == base
+    changed = _changed_settings("cpu-3.0.0-nojitter.yaml")
+    assert set(changed) == {"data.channel_jitter"}
+    base, plain = changed["data.channel_jitter"]
+    assert base > 0 and plain == 0
