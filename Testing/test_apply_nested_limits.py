@@ -29,8 +29,9 @@ def _record(path: Path, kind: str, chosen) -> Path:
 
 def test_each_fold_gets_its_own_limits(tmp_path):
     src = tmp_path / "pieces"
-    for k in range(3):
-        build_tiny_package(src / f"fold{k}", seed=k, export_onnx=False, inference={"overlap": 0.25})
+    for k in range(3):  # fold 2 as a run folder (its package in model/), the others as kept pieces
+        folder = src / f"fold{k}" / "model" if k == 2 else src / f"fold{k}"
+        build_tiny_package(folder, seed=k, export_onnx=False, inference={"overlap": 0.25})
     comp = _record(tmp_path / "postprocess-components.json", "components", [0.0, 5.0, 2.0])
     etc = _record(tmp_path / "postprocess-et-components.json", "et-components", [1.0, 0.0, 0.5])
     done = _run(str(src), str(tmp_path / "out"), str(comp), str(etc))
@@ -39,8 +40,9 @@ def test_each_fold_gets_its_own_limits(tmp_path):
         pkg = load_package(tmp_path / "out" / f"fold{k}")  # checksums still hold
         assert pkg.inference["min_component_ml"] == c and pkg.inference["min_et_component_ml"] == e
         assert pkg.inference["overlap"] == 0.25  # the package's other defaults kept
+        origin = src / f"fold{k}" / "model" if k == 2 else src / f"fold{k}"
         assert (tmp_path / "out" / f"fold{k}" / "weights.safetensors").read_bytes() == \
-            (src / f"fold{k}" / "weights.safetensors").read_bytes()
+            (origin / "weights.safetensors").read_bytes()
     assert "min_component_ml" not in load_package(src / "fold1").inference  # the source untouched
 
 

@@ -5,12 +5,12 @@ score the post-processed arm through ``voxmmsd segment`` itself.
     scripts/apply_nested_limits.py pieces/v3j out/pieces-v3jc out/eval/protocol/v3j/postprocess-components.json
 
 ``voxmmsd experiment crossval postprocess`` chooses one limit per fold on the *other* folds' held-out
-predictions (``chosen_ml_per_fold`` of its record). Here ``SRC/fold<k>`` (a model package: a kept
-piece or a run's ``model`` folder) is copied to ``DEST/fold<k>`` with that limit written into the
-package's ``inference`` defaults (``min_component_ml``, ``min_et_component_ml`` or ``min_et_ml``,
-by the record's kind); the weights are copied unchanged (their checksum still holds). Then
-``KEEP=DEST ARM=<name> STEPS="candidate table" scripts/evaluate_default_model.sh`` segments every
-held-out case, clean and shifted, with its own fold's limit.
+predictions (``chosen_ml_per_fold`` of its record). Here ``SRC/fold<k>`` (a model package, e.g. a
+kept piece, or a folder holding one as ``model``: a run, a cross-validation arm's fold) is copied to
+``DEST/fold<k>`` with that limit written into the package's ``inference`` defaults
+(``min_component_ml``, ``min_et_component_ml`` or ``min_et_ml``, by the record's kind); the weights are
+copied unchanged (their checksum still holds). Then ``scripts/evaluate_default_model.sh`` (its step
+``nested-pp``) segments every held-out case, clean and shifted, with its own fold's limit.
 """
 
 from __future__ import annotations
@@ -61,6 +61,8 @@ def main(argv: List[str]) -> int:
         limits = fold_limits([json.loads(r.read_text()) for r in args.records])
         for k, values in enumerate(limits):
             src = args.src / f"fold{k}"
+            if (src / "model" / "model.json").is_file():  # a run folder (or an arm's fold folder)
+                src = src / "model"
             load_package(src)  # a readable package, weights matching their checksum
             meta = json.loads((src / "model.json").read_text())
             meta["inference"] = {**meta.get("inference", {}), **values}

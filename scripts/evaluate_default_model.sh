@@ -14,6 +14,11 @@
 #             with the step "ensemble" packages, per fold, the fold models kept in those folders as one
 #             fold ensemble (each member trained without that fold's cases) and scores it as arm ENS_ARM
 #             (default ens); CANDIDATE picks the arm the tables and the rule judge (default ARM).
+#             The step "nested-pp" (after "candidate") chooses, per fold and on the other folds' held-out
+#             predictions of ARM, the limit under which tumour components are removed (PP_LIMITS, mL),
+#             writes it into copies of the fold models (OUT/pieces-<ARM>c, scripts/apply_nested_limits.py)
+#             and scores them, clean and shifted, as arm <ARM>c (round 7: ARM=v3j KEEP=pieces/v3j
+#             STEPS="candidate nested-pp table" CANDIDATE=v3jc).
 #           warmstart: the numbers of the former default model 2.1.0 — the 5-fold
 #             cross-validation of its recipe (1.0.0 continued on the other folds,
 #             scripts/recipes/cpu-warm-2.1.0.yaml; trains 5 full-size models, about 75 minutes
@@ -109,6 +114,18 @@ if [ "$MODE" = protocol ]; then
     "$VX" experiment crossval run "${X[@]}" --name "$ARM"
     "$VX" experiment crossval score "${X[@]}" --name "$ARM"
     shifted "$ARM"
+  fi
+  if [[ " $STEPS " == *" nested-pp "* ]]; then
+    "$VX" experiment crossval postprocess "${X[@]}" --name "$ARM" --kind components \
+        --limits "${PP_LIMITS:-0,0.1,0.5,1,2,5,10,20}"
+    $PY scripts/apply_nested_limits.py "$CV/$ARM" "$OUT/pieces-${ARM}c" "$CV/$ARM/postprocess-components.json"
+    for k in 0 1 2 3 4; do
+      rm -rf "$CV/${ARM}c/fold$k"; mkdir -p "$CV/${ARM}c/fold$k"
+      ln -sfn "$(realpath "$OUT/pieces-${ARM}c/fold$k")" "$CV/${ARM}c/fold$k/model"
+    done
+    "$VX" experiment crossval run "${X[@]}" --name "${ARM}c"
+    "$VX" experiment crossval score "${X[@]}" --name "${ARM}c"
+    shifted "${ARM}c"
   fi
   if [[ " $STEPS " == *" ensemble "* ]]; then
     [ -n "${ENSEMBLE:-}" ] || { echo "the ensemble step needs ENSEMBLE=\"KEEP_DIR KEEP_DIR ...\""; exit 2; }
