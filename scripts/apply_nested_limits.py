@@ -54,27 +54,30 @@ def main(argv: List[str]) -> int:
     p.add_argument("dest", type=Path, help="where the fold models with their limits go (DEST/fold0 ...)")
     p.add_argument("records", type=Path, nargs="+", help="postprocess*.json of `crossval postprocess`")
     args = p.parse_args(argv)
-    from voxmmsd.errors import InputError
-    from voxmmsd.models.package import load_package
+    from voxmmsd.errors import VoxMMSDError
+    from voxmmsd.io.atomic import write_json
+    from voxmmsd.models.package import MODEL_JSON, load_package, replace_folder
 
     try:
         limits = fold_limits([json.loads(r.read_text()) for r in args.records])
         for k, values in enumerate(limits):
             src = args.src / f"fold{k}"
-            if (src / "model" / "model.json").is_file():  # a run folder (or an arm's fold folder)
+            if (src / "model" / MODEL_JSON).is_file():  # a run folder (or an arm's fold folder)
                 src = src / "model"
-            load_package(src)  # a readable package, weights matching their checksum
-            meta = json.loads((src / "model.json").read_text())
+            meta = dict(load_package(src).meta)  # a readable package, weights matching their checksum
             meta["inference"] = {**meta.get("inference", {}), **values}
             dest = args.dest / f"fold{k}"
-            tmp = dest.with_name(dest.name + ".tmp")
+            tmp = dest.with_name(f".{dest.name}.tmp")
             shutil.rmtree(tmp, ignore_errors=True)
-            shutil.copytree(src, tmp)
-            (tmp / "model.json").write_text(json.dumps(meta, indent=2) + "\n")
-            shutil.rmtree(dest, ignore_errors=True)
-            tmp.rename(dest)
+            try:
+                shutil.copytree(src, tmp)
+                write_json(tmp / MODEL_JSON, meta)
+                load_package(tmp)  # the limits in range (the package's own checks) before anything is replaced
+                replace_folder(tmp, dest)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
             log.info("fold%d: %s -> %s", k, values, dest)
-    except (InputError, KeyError, OSError, ValueError) as exc:
+    except (VoxMMSDError, KeyError, OSError, ValueError) as exc:
         log.error("error: %s", exc)
         return 2
     return 0

@@ -79,6 +79,10 @@ if [ "$MODE" = protocol ]; then
       <($PY -c "import json,sys; print(json.load(open(sys.argv[1]))['folds'])" "$CV/splits-check.json") \
       || { echo "the folds differ from $S3"; exit 1; }
   X=(--data "$CV/data" --splits "$S3" --out "$CV")
+  link_package() {  # link_package FOLD_DIR PACKAGE: an arm's fold (or LOSO fold) whose model is PACKAGE
+    if [ -L "$1" ]; then rm -f "$1"; fi  # it linked a training run before
+    mkdir -p "$1"; ln -sfn "$(realpath "$2")" "$1/model"
+  }
   shifted() {  # shifted ARM [run/variant options]: segment and score every shift of ARM's held-out cases
     local arm=$1; shift
     for sh in $SHIFTS; do
@@ -106,7 +110,7 @@ if [ "$MODE" = protocol ]; then
       if [ -f "$TRAIN/fold$k/model/model.json" ]; then
         ln -sfn "$(realpath "$TRAIN/fold$k")" "$CV/$ARM/fold$k"
       elif [ -f "$KEEP/fold$k/model.json" ]; then
-        rm -f "$CV/$ARM/fold$k"; mkdir -p "$CV/$ARM/fold$k"; ln -sfn "$(realpath "$KEEP/fold$k")" "$CV/$ARM/fold$k/model"
+        link_package "$CV/$ARM/fold$k" "$KEEP/fold$k"
       else
         echo "fold $k not trained yet ($TRAIN/fold$k, $KEEP/fold$k)"; exit 1
       fi
@@ -119,10 +123,7 @@ if [ "$MODE" = protocol ]; then
     "$VX" experiment crossval postprocess "${X[@]}" --name "$ARM" --kind components \
         --limits "${PP_LIMITS:-0,0.1,0.5,1,2,5,10,20}"
     $PY scripts/apply_nested_limits.py "$CV/$ARM" "$OUT/pieces-${ARM}c" "$CV/$ARM/postprocess-components.json"
-    for k in 0 1 2 3 4; do
-      rm -rf "$CV/${ARM}c/fold$k"; mkdir -p "$CV/${ARM}c/fold$k"
-      ln -sfn "$(realpath "$OUT/pieces-${ARM}c/fold$k")" "$CV/${ARM}c/fold$k/model"
-    done
+    for k in 0 1 2 3 4; do link_package "$CV/${ARM}c/fold$k" "$OUT/pieces-${ARM}c/fold$k"; done
     "$VX" experiment crossval run "${X[@]}" --name "${ARM}c"
     "$VX" experiment crossval score "${X[@]}" --name "${ARM}c"
     shifted "${ARM}c"
@@ -155,8 +156,7 @@ PYEOF
       if [ -f "$TRAIN/loso-$src/model/model.json" ]; then
         ln -sfn "$(realpath "$TRAIN/loso-$src")" "$CV/loso/fold$i"; ready+=("$i")
       elif [ -f "$KEEP/loso-$src/model.json" ]; then
-        rm -f "$CV/loso/fold$i"; mkdir -p "$CV/loso/fold$i"
-        ln -sfn "$(realpath "$KEEP/loso-$src")" "$CV/loso/fold$i/model"; ready+=("$i")
+        link_package "$CV/loso/fold$i" "$KEEP/loso-$src"; ready+=("$i")
       else
         echo "leave-one-source-out: $src not trained yet ($TRAIN/loso-$src); skipped"
       fi
